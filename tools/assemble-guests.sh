@@ -15,7 +15,7 @@ for source in "$src_dir"/*.S; do
   [ -e "$source" ] || continue
   name=$(basename "$source" .S)
   as --64 -I "$src_dir" -o "$work/$name.o" "$source"
-  ld -m elf_x86_64 -N -e 0 -Ttext=0 -o "$work/$name.elf" "$work/$name.o"
+  ld -m elf_x86_64 --no-warn-rwx-segments -N -e 0 -Ttext=0 -o "$work/$name.elf" "$work/$name.o"
   objcopy -O binary "$work/$name.elf" "$out_dir/$name.bin"
   nm "$work/$name.elf" | awk '$2 ~ /^[tTdDbBaA]$/ { print $1, $3 }' > "$out_dir/$name.sym"
 done
