@@ -47,9 +47,9 @@ class KvmStructsTest {
 
     @Test
     void recordedNumbersAreTheHeadersOwn() throws Exception {
-        List<String> recorded = recorded();
-        List<String> facts = headerFacts();
-        assertEquals(recorded, facts, "kvm-layouts.recorded.txt is out of date: regenerate it from kvm_layouts.c");
+        List<String> facts = compiledFacts();
+        org.junit.jupiter.api.Assumptions.assumeTrue(facts != null, "gcc or the KVM headers are not installed");
+        assertEquals(recorded(), facts, "kvm-layouts.recorded.txt is out of date: regenerate it from kvm_layouts.c");
     }
 
     private static List<String> recorded() throws IOException {
@@ -65,6 +65,12 @@ class KvmStructsTest {
     }
 
     private static List<String> headerFacts() throws IOException, InterruptedException {
+        List<String> compiled = compiledFacts();
+        return compiled != null ? compiled : recorded();
+    }
+
+    /** What the C program prints, or null where it cannot be built here. */
+    private static List<String> compiledFacts() throws IOException, InterruptedException {
         Path source = Path.of(System.getProperty("jhv.test.c", "src/test/c"), "kvm_layouts.c");
         if (Files.exists(source) && Files.exists(Path.of("/usr/include/linux/kvm.h")) && onPath("gcc")) {
             Path binary = Files.createTempFile("kvm_layouts", "");
@@ -75,7 +81,7 @@ class KvmStructsTest {
                 Files.deleteIfExists(binary);
             }
         }
-        return recorded();
+        return null;
     }
 
     private static boolean onPath(String tool) {
