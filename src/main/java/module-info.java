@@ -7,4 +7,8 @@
  */
 module dev.jhv {
     exports dev.jhv;
+
+    // The command-line tool; the library itself needs nothing but the JDK.
+    requires static info.picocli;
+    opens dev.jhv.cli to info.picocli;
 }

@@ -4,6 +4,8 @@ import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
 import java.lang.annotation.RetentionPolicy;
 import java.lang.annotation.Target;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 import org.junit.jupiter.api.extension.ConditionEvaluationResult;
 import org.junit.jupiter.api.extension.ExecutionCondition;
@@ -11,9 +13,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * Marks tests that run real guests. Without a usable /dev/kvm they are skipped with the reason;
- * with {@code -Djhv.kvm.required=true} (what CI passes when /dev/kvm exists) they fail instead,
- * so a broken KVM set-up can never pass as a run of skipped tests.
+ * Marks tests that run real guests. Where {@code /dev/kvm} does not exist they are skipped, with
+ * the reason. Where it exists they must run: if KVM is unusable (no permission, too old…) they fail,
+ * so a broken set-up never passes as a run of skipped tests. {@code -Djhv.kvm.required=true|false}
+ * overrides the choice.
  */
 @Target({ElementType.TYPE, ElementType.METHOD})
 @Retention(RetentionPolicy.RUNTIME)
@@ -26,7 +29,9 @@ public @interface RequiresKvm {
             if (support.available()) {
                 return ConditionEvaluationResult.enabled(support.reason());
             }
-            if (Boolean.getBoolean("jhv.kvm.required")) {
+            boolean required = Boolean.parseBoolean(System.getProperty("jhv.kvm.required",
+                    String.valueOf(Files.exists(Path.of("/dev/kvm")))));
+            if (required) {
                 throw new IllegalStateException("KVM is required for this run but unusable: " + support.reason());
             }
             return ConditionEvaluationResult.disabled("KVM unavailable: " + support.reason());
