@@ -203,6 +203,14 @@ u_out:
         mov     %rax, MMIO_BASE
 1:      jmp     1b
 
+# Report the TSC (RDTSC) twice.
+u_rdtsc:
+        rdtsc
+        shl     $32, %rdx
+        or      %rdx, %rax
+        mov     %rax, MMIO_BASE
+        jmp     u_rdtsc
+
 # ---------------------------------------------------------------- data
         .org DATA_PAGE
 data:

@@ -108,6 +108,31 @@ final class GuestPhysicalMap {
         }
     }
 
+    /**
+     * Makes KVM drop every guest translation it has cached for this VM, so that changes the host
+     * made to guest page tables are seen. KVM offers no ioctl for that, but deleting a memory slot
+     * discards all of the VM's shadow and EPT page tables; so a scratch page is added as a slot
+     * above every mapping and removed again at once. It holds nothing and is read-only.
+     */
+    synchronized void invalidateTranslations() {
+        if (scratchPage == null) {
+            scratchArena = java.lang.foreign.Arena.ofShared();
+            scratchPage = scratchArena.allocate(PAGE, PAGE);
+        }
+        long gpa = regions.isEmpty() ? SCRATCH_GPA : Math.max(SCRATCH_GPA, regions.lastEntry().getValue().end());
+        int slot = usedSlots.nextClearBit(0);
+        int result = kvm.setUserMemoryRegion(slot, KvmCaps.MEM_READONLY, gpa, PAGE, scratchPage.address());
+        if (result < 0) {
+            throw new HvException(HvReturn.ERROR, "could not make KVM drop its translations: " + Errno.describe(-result));
+        }
+        kvm.setUserMemoryRegion(slot, 0, gpa, 0, 0);
+    }
+
+    /** Guest-physical address of the scratch slot: high, where guests keep no memory. */
+    private static final long SCRATCH_GPA = 1L << 45;
+    private java.lang.foreign.Arena scratchArena;
+    private MemorySegment scratchPage;
+
     /** The mapping that contains {@code gpa}, or null. */
     synchronized Region find(long gpa) {
         Map.Entry<Long, Region> entry = regions.floorEntry(gpa);
@@ -144,6 +169,11 @@ final class GuestPhysicalMap {
             remove(region);
         }
         keepAlive = new MemorySegment[0];
+        if (scratchArena != null) {
+            scratchArena.close();
+            scratchArena = null;
+            scratchPage = null;
+        }
     }
 
     private void keepPartsOutside(Region region, long gpa, long size) {

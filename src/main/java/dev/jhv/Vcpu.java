@@ -102,6 +102,7 @@ public final class Vcpu implements AutoCloseable {
     /** Size of the FP state image read and written by {@link #readFpState}/{@link #writeFpState}. */
     public static final int FP_STATE_BYTES = (int) KvmStructs.KVM_XSAVE.byteSize();
 
+    public static final int MSR_TSC = 0x10;
     public static final int MSR_EFER = 0xc0000080;
     public static final int MSR_APIC_BASE = 0x1b;
     public static final int MSR_FS_BASE = 0xc0000100;
@@ -720,12 +721,11 @@ public final class Vcpu implements AutoCloseable {
 
     /**
      * Makes the guest see page-table changes made from the host: KVM drops its cached translations
-     * and rebuilds them from guest memory at the next entry.
+     * (for the whole VM: KVM has no finer tool) and rebuilds them from guest memory when needed.
      */
     public void invalidateTlb() {
         checkOwnerAndUsable();
-        // Reloading the control registers through KVM_SET_SREGS resets KVM's MMU context for the vCPU.
-        markDirty(KvmCaps.SYNC_X86_SREGS);
+        vm.memoryMap().invalidateTranslations();
     }
 
     /**
@@ -785,14 +785,48 @@ public final class Vcpu implements AutoCloseable {
         return closed;
     }
 
-    /** Called by the VM, on any thread: stops a running {@code run()} and frees the vCPU. */
-    void destroy() {
-        closing = true;
+    /**
+     * Takes the run lock from any thread; a vCPU inside the guest is kicked out first (the kick
+     * then shows as an {@link VmExit.Interrupted} exit, or, if {@code closing}, as an error).
+     */
+    private void stopAndLock() {
         if (!runLock.tryLock()) {
             kickRequested.set(true);
             KickSignal.send(ownerTid);
             runLock.lock();
         }
+    }
+
+    /**
+     * Writes the guest TSC from any thread (for {@link VirtualMachine#syncTsc}); returns the value
+     * read back right after, which shows whether the host honoured the write.
+     */
+    long writeTscFromAnyThread(long value) {
+        stopAndLock();
+        try {
+            if (closed) {
+                return value;
+            }
+            msrs.set(JAVA_INT, 0, 1);
+            msrs.set(JAVA_INT, MSR_INDEX, MSR_TSC);
+            msrs.set(JAVA_LONG, MSR_DATA, value);
+            kvm.setMsrs(msrs);
+            kvm.getMsrs(msrs);
+            return msrs.get(JAVA_LONG, MSR_DATA);
+        } finally {
+            runLock.unlock();
+        }
+    }
+
+    /** The host's TSC frequency as KVM gives it to this vCPU, in kHz. */
+    long tscKhz() {
+        return kvm.getTscKhz();
+    }
+
+    /** Called by the VM, on any thread: stops a running {@code run()} and frees the vCPU. */
+    void destroy() {
+        closing = true;
+        stopAndLock();
         try {
             if (closed) {
                 return;

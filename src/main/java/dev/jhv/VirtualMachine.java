@@ -208,6 +208,39 @@ public final class VirtualMachine implements AutoCloseable {
         }
     }
 
+    // ---------------------------------------------------------------- TSC
+
+    /**
+     * Sets the guest TSC of every vCPU to {@code tsc}, as one instant: each vCPU gets {@code tsc}
+     * plus the ticks elapsed since the call began, so all stay in step. Running vCPUs are briefly
+     * interrupted (their {@code run()} returns {@link VmExit.Interrupted}).
+     *
+     * @throws HvException {@link HvReturn#UNSUPPORTED} on hosts that cannot offset the guest TSC
+     *                     (KVM's PVM backend: there every guest reads the host's TSC, so all vCPUs
+     *                     are always in step, but the value cannot be chosen)
+     */
+    public void syncTsc(long tsc) {
+        checkOpen();
+        List<Vcpu> targets = vcpus();
+        if (targets.isEmpty()) {
+            throw HvException.badArgument("the VM has no vCPU whose TSC could be set");
+        }
+        long start = System.nanoTime();
+        long ticksPerMilli = targets.getFirst().tscKhz();
+        for (Vcpu vcpu : targets) {
+            long elapsedTicks = (System.nanoTime() - start) * ticksPerMilli / 1_000_000;
+            long wanted = tsc + elapsedTicks;
+            long seen = vcpu.writeTscFromAnyThread(wanted);
+            // A second of ticks is far more than the write takes; a host that ignores the write
+            // shows its own counter, which is far off any value a client would choose.
+            if (Math.abs(seen - wanted) > ticksPerMilli * 1000) {
+                throw new HvException(HvReturn.UNSUPPORTED, "this host cannot set the guest TSC (backend "
+                        + Hypervisor.backend().description() + "): every vCPU reads the host's TSC, so they are"
+                        + " always in step, but not at a chosen value");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- life cycle
 
     public boolean isClosed() {

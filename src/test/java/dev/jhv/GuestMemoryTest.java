@@ -171,4 +171,22 @@ class GuestMemoryTest {
             assertEquals(Protection.ALL, vm.protectionAt((4 << 20) - 1));
         }
     }
+
+    @Test
+    void invalidateTlbMakesHostPageTableChangesVisible() {
+        try (Fixture f = Fixture.longMode(3, "u_load")) {
+            MemorySegment ram = f.ram.segment();
+            long pageDirectory = f.symbol("PD_ADDR");
+            long address = 0x200000 + 0x20000;          // through page-directory entry 1, a 2 MiB page
+            ram.set(ValueLayout.JAVA_LONG, address, 0x2222L);
+            f.vcpu.set(Register.RDI, address);
+            assertEquals(0x2222L, assertInstanceOf(VmExit.Mmio.class, f.vcpu.run()).value());
+
+            ram.set(ValueLayout.JAVA_LONG, pageDirectory + 8, 0x87L);   // the host points entry 1 at 0
+            f.vcpu.invalidateTlb();
+            f.vcpu.set(Register.RIP, f.symbol("u_load"));
+            assertEquals(ram.get(ValueLayout.JAVA_LONG, 0x20000), assertInstanceOf(VmExit.Mmio.class, f.vcpu.run()).value(),
+                    "the guest now reads physical 0x20000 through the changed entry");
+        }
+    }
 }

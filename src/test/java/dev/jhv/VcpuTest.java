@@ -242,6 +242,35 @@ class VcpuTest {
         }
     }
 
+    @Test
+    void tscIsSharedByAllVcpusAndSyncTscSetsItWhereTheHostCan() throws Exception {
+        try (Fixture f = Fixture.longMode(3, "u_rdtsc")) {
+            long first = assertInstanceOf(VmExit.Mmio.class, f.vcpu.run()).value();
+            long second = assertInstanceOf(VmExit.Mmio.class, f.vcpu.run()).value();
+            assertTrue(second > first, "the guest TSC advances");
+            long target = 1L << 40;
+            if (Hypervisor.backend() == Hypervisor.Backend.PVM) {
+                HvException e = org.junit.jupiter.api.Assertions.assertThrows(HvException.class, () -> f.vm.syncTsc(target));
+                assertEquals(HvReturn.UNSUPPORTED, e.code());
+                // Every vCPU reads the same counter: one created later continues from where this one is.
+                long[] other = new long[1];
+                Thread thread = Thread.ofPlatform().start(() -> {
+                    try (Vcpu vcpu = f.vm.createVcpu()) {
+                        LongMode.ring3(vcpu, f.guest, "u_rdtsc");
+                        other[0] = ((VmExit.Mmio) vcpu.run()).value();
+                    }
+                });
+                thread.join();
+                assertTrue(other[0] > second, "vCPU 1 reads a TSC later than vCPU 0's last reading");
+            } else {
+                f.vm.syncTsc(target);
+                f.vcpu.set(Register.RIP, f.symbol("u_rdtsc"));
+                long after = assertInstanceOf(VmExit.Mmio.class, f.vcpu.run()).value();
+                assertTrue(after >= target && after - target < 1L << 36, "guest TSC near the value set: " + after);
+            }
+        }
+    }
+
     static void sleep(long millis) {
         try {
             Thread.sleep(millis);
