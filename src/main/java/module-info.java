@@ -7,6 +7,8 @@
  */
 module dev.jhv {
     exports dev.jhv;
+    exports dev.jhv.hv;
+    exports dev.jhv.vmx;
 
     // The command-line tool; the library itself needs nothing but the JDK.
     requires static info.picocli;

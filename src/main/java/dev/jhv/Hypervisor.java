@@ -112,6 +112,23 @@ public final class Hypervisor {
         KvmCaps.IMMEDIATE_EXIT, KvmCaps.VCPU_EVENTS, KvmCaps.XSAVE, KvmCaps.XCRS, KvmCaps.DEBUGREGS,
         KvmCaps.READONLY_MEM};
 
+    /** The host TSC frequency KVM gives guests, in kHz. */
+    public static long tscFrequencyKhz() {
+        try (Kvm kvm = openKvm(); var vm = kvm.createVm()) {
+            return vm.tscKhz();
+        }
+    }
+
+    /**
+     * The value KVM gives guests for a feature MSR (such as IA32_ARCH_CAPABILITIES, 0x10a), or 0
+     * if KVM does not report that MSR.
+     */
+    public static long featureMsr(int index) {
+        try (Kvm kvm = openKvm()) {
+            return kvm.featureMsr(index);
+        }
+    }
+
     /** The backend module that is loaded, from {@code /sys/module}. */
     public static Backend backend() {
         if (Files.isDirectory(Path.of("/sys/module/kvm_intel"))) {

@@ -38,6 +38,8 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * registers, XCR0, MSRs and the FP state are read and written with one system call each.
  */
 public final class Vcpu implements AutoCloseable {
+    /** More elements than any string instruction can have left (RCX is capped by the guest's memory). */
+    private static final int MAX_COMPLETION_ROUNDS = 1 << 24;
     private static final long ALL_SYNC = KvmCaps.SYNC_X86_REGS | KvmCaps.SYNC_X86_SREGS | KvmCaps.SYNC_X86_EVENTS;
 
     private static final long[] REGISTER_OFFSET = new long[Register.values().length];
@@ -128,10 +130,15 @@ public final class Vcpu implements AutoCloseable {
 
     /** KVM_RUN must finish an IN, MMIO read or MSR access before the guest goes on. */
     private boolean completionPending;
+    /** Set by the VMX view: the client emulates instructions itself (see settlePendingCompletion). */
+    boolean vmxView;
+    /** VMX view: RIP after the instruction whose completion is pending, or -1 when unknown. */
+    long completionNextRip = -1;
     /** Bit i: field i of kvm_regs was written since the last exit. */
     private int writtenRegs;
     private boolean cpuidLocked;
     private long execNanos;
+    private long idleNanos;
 
     private final VmExit.PortIo portIo;
     private final VmExit.Mmio mmio;
@@ -221,9 +228,7 @@ public final class Vcpu implements AutoCloseable {
         runLock.lock();
         try {
             checkUsable();
-            if (completionPending && run.get(JAVA_LONG, DIRTY_REGS) != 0) {
-                finishPendingCompletion();
-            }
+            settlePendingCompletion();
             cpuidLocked = true;
             for (;;) {
                 int result = enterGuest();
@@ -305,35 +310,69 @@ public final class Vcpu implements AutoCloseable {
 
     /**
      * KVM finishes an IN, MMIO read or MSR access only on the next KVM_RUN, and if registers were
-     * written in between it ignores both the data and any new RIP. So: run once with
-     * immediate_exit (KVM completes the instruction and returns without entering the guest), then
-     * apply the caller's register writes on top of the completed state.
+     * written in between it ignores both the data and any new RIP. In the idiomatic view the
+     * client answers with {@code complete(value)}; if it also wrote registers, the access is
+     * finished first and the writes applied on top. In the VMX view the client emulates the
+     * instruction itself and KVM's completion must leave no trace, unless the client's writes are
+     * exactly what KVM would do anyway (RIP moved past the instruction, which makes KVM take the
+     * written registers and drop its data).
      */
-    private void finishPendingCompletion() {
+    private void settlePendingCompletion() {
+        if (!completionPending) {
+            return;
+        }
+        long dirty = run.get(JAVA_LONG, DIRTY_REGS);
+        if (vmxView) {
+            boolean kvmAgrees = (dirty & KvmCaps.SYNC_X86_REGS) != 0 && completionNextRip >= 0
+                    && run.get(JAVA_LONG, RunStructure.regs("rip")) == completionNextRip;
+            if (!kvmAgrees) {
+                finishPendingCompletion(true);
+            }
+        } else if (dirty != 0) {
+            finishPendingCompletion(false);
+        }
+    }
+
+    /**
+     * Runs once with immediate_exit: KVM completes the pending instruction and returns without
+     * entering the guest. Then the state the client sees is put back on top: every register
+     * ({@code restoreAll}, the VMX view) or only those the client wrote.
+     */
+    private void finishPendingCompletion(boolean restoreAll) {
         long dirty = run.get(JAVA_LONG, DIRTY_REGS);
         MemorySegment.copy(run, REGS, savedSync, 0, REGS_BYTES + SREGS_BYTES + EVENTS_BYTES);
         run.set(JAVA_LONG, DIRTY_REGS, 0);
         run.set(JAVA_BYTE, RunStructure.IMMEDIATE_EXIT, (byte) 1);
-        int result;
         try {
-            result = kvm.run();
+            // A string instruction may go on to its next element and exit again: keep completing
+            // until KVM reports that it stopped before entering the guest. The completion may
+            // write guest memory, so caller memory is kept alive as for a real entry.
+            MemorySegment[] keepAlive = vm.memoryMap().keepAlive();
+            for (int result = kvm.run(keepAlive, keepAlive.length), rounds = 1; result != -Errno.EINTR;
+                    result = kvm.run(keepAlive, keepAlive.length), rounds++) {
+                if (result < 0 || rounds > MAX_COMPLETION_ROUNDS) {
+                    throw new HvException(HvReturn.ERROR, "vCPU " + id + ": completing the pending access failed: "
+                            + Errno.describe(-result));
+                }
+            }
         } finally {
             run.set(JAVA_BYTE, RunStructure.IMMEDIATE_EXIT, (byte) 0);
         }
-        if (result < 0 && result != -Errno.EINTR) {
-            throw new HvException(HvReturn.ERROR, "vCPU " + id + ": completing the pending access failed: "
-                    + Errno.describe(-result));
-        }
-        for (int field = 0; field < 18; field++) {
-            if ((writtenRegs & 1 << field) != 0) {
-                run.set(JAVA_LONG, REGS + 8L * field, savedSync.get(JAVA_LONG, 8L * field));
+        if (restoreAll) {
+            MemorySegment.copy(savedSync, 0, run, REGS, REGS_BYTES + SREGS_BYTES + EVENTS_BYTES);
+            dirty = ALL_SYNC;
+        } else {
+            for (int field = 0; field < 18; field++) {
+                if ((writtenRegs & 1 << field) != 0) {
+                    run.set(JAVA_LONG, REGS + 8L * field, savedSync.get(JAVA_LONG, 8L * field));
+                }
             }
-        }
-        if ((dirty & KvmCaps.SYNC_X86_SREGS) != 0) {
-            MemorySegment.copy(savedSync, REGS_BYTES, run, SREGS, SREGS_BYTES);
-        }
-        if ((dirty & KvmCaps.SYNC_X86_EVENTS) != 0) {
-            MemorySegment.copy(savedSync, REGS_BYTES + SREGS_BYTES, run, EVENTS, EVENTS_BYTES);
+            if ((dirty & KvmCaps.SYNC_X86_SREGS) != 0) {
+                MemorySegment.copy(savedSync, REGS_BYTES, run, SREGS, SREGS_BYTES);
+            }
+            if ((dirty & KvmCaps.SYNC_X86_EVENTS) != 0) {
+                MemorySegment.copy(savedSync, REGS_BYTES + SREGS_BYTES, run, EVENTS, EVENTS_BYTES);
+            }
         }
         run.set(JAVA_LONG, DIRTY_REGS, dirty);
         completionPending = false;
@@ -350,12 +389,113 @@ public final class Vcpu implements AutoCloseable {
         }
         kickRequested.set(true);
         KickSignal.send(ownerTid);
+        java.util.concurrent.locks.LockSupport.unpark(owner);
+    }
+
+    /**
+     * Waits outside the guest, as a halted CPU does, until {@link #interrupt()} or the deadline
+     * (System.nanoTime clock; Long.MAX_VALUE for none). True when interrupted; the kick is consumed.
+     */
+    boolean awaitInterrupt(long deadline) {
+        long start = System.nanoTime();
+        try {
+            while (!kickRequested.get()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(this, Math.min(left, 100_000_000L));
+            }
+            kickRequested.set(false);
+            KickSignal.consumePending();
+            return true;
+        } finally {
+            idleNanos += System.nanoTime() - start;
+        }
+    }
+
+    MemorySegment runStructure() {
+        return run;
+    }
+
+    void markDirtyGroup(long group) {
+        markDirty(group);
     }
 
     /** Cumulative time the vCPU spent inside KVM_RUN (entering, running and leaving the guest), in ns. */
     public long execTimeNanos() {
         checkOwner();
         return execNanos;
+    }
+
+    // ---------------------------------------------------------------- the VMX view
+
+    private Vmx vmx;
+
+    private Vmx vmx() {
+        if (vmx == null) {
+            vmx = new Vmx(this);
+        }
+        return vmx;
+    }
+
+    /**
+     * Switches this vCPU to the VMX view of its exits (what {@link #runVmx} reports). Until the
+     * client uses {@link #run()} again, it emulates I/O and MMIO instructions itself and moves RIP.
+     */
+    public void enableVmx() {
+        checkOwnerAndUsable();
+        vmx();
+    }
+
+    /**
+     * Reads a VMCS field (Intel encoding, Apple's {@code VMCS_*} names in {@link dev.jhv.vmx.VmcsFields}).
+     * Guest-state fields are the vCPU's real state, the same as the registers; exit-information
+     * fields describe the last {@link #runVmx} exit.
+     */
+    public long readVmcs(int field) {
+        checkOwnerAndUsable();
+        return vmx().read(field);
+    }
+
+    /** Writes a VMCS field; control fields must respect {@link dev.jhv.vmx.VmxCapabilities}. */
+    public void writeVmcs(int field, long value) {
+        checkOwnerAndUsable();
+        vmx().write(field, value);
+    }
+
+    /** {allowed_0, allowed_1} for writes of {@code field} (see {@code hv_vmx_vcpu_get_cap_write_vmcs}). */
+    public long[] vmcsWriteCapability(int field) {
+        checkOwnerAndUsable();
+        return Vmx.writeCapability(field);
+    }
+
+    /**
+     * Runs the guest with VT-x semantics until the next exit the client must handle, or until
+     * {@code deadline} (System.nanoTime clock; {@code Long.MAX_VALUE} for none). The exit reason,
+     * qualification, instruction length and the other exit-information fields are then in the VMCS.
+     */
+    public void runVmx(long deadline) {
+        checkOwnerAndUsable();
+        vmx().run(deadline);
+    }
+
+    /** Where this vCPU's APIC page is: guest accesses to it exit as APIC accesses (reason 44). */
+    public void setApicAccessPage(long gpa) {
+        checkOwnerAndUsable();
+        vmx().setApicAccessPage(gpa);
+    }
+
+    /** Why the last VM entry failed (exit reason with bit 31 set), or "" if it did not. */
+    public String vmxEntryFailure() {
+        checkOwnerAndUsable();
+        return vmx == null ? "" : vmx.entryFailure();
+    }
+
+    /** Cumulative time the vCPU waited halted outside the guest (VMX view, no HLT exiting), in ns. */
+    public long idleTimeNanos() {
+        checkOwner();
+        return idleNanos;
     }
 
     // ---------------------------------------------------------------- registers
@@ -749,7 +889,7 @@ public final class Vcpu implements AutoCloseable {
             return;
         }
         if (completionPending) {
-            finishPendingCompletion();
+            finishPendingCompletion(vmxView);
             dirty = run.get(JAVA_LONG, DIRTY_REGS);
         }
         if ((dirty & KvmCaps.SYNC_X86_REGS) != 0) {

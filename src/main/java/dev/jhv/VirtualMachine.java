@@ -38,6 +38,7 @@ public final class VirtualMachine implements AutoCloseable {
         public static final Options DEFAULT = new Options(true);
     }
 
+    private final Options options;
     private final Kvm kvm;
     private final KvmVm vm;
     private final GuestPhysicalMap memory;
@@ -48,6 +49,7 @@ public final class VirtualMachine implements AutoCloseable {
     private volatile boolean closed;
 
     private VirtualMachine(Kvm kvm, KvmVm vm, Options options) {
+        this.options = options;
         this.kvm = kvm;
         this.vm = vm;
         int slots = vm.checkExtension(KvmCaps.NR_MEMSLOTS);
@@ -207,6 +209,58 @@ public final class VirtualMachine implements AutoCloseable {
             }
         }
     }
+
+    // ---------------------------------------------------------------- MSRs
+
+    /**
+     * Lets KVM handle guest RDMSR/WRMSR only for the MSRs in {@code passthrough}: every other MSR
+     * access becomes a {@link VmExit.MsrAccess} exit (VT-x exits 31/32 in the VMX view). The filter
+     * is VM-wide, as KVM's is. {@code null} removes it. Needs {@link Options#msrExits()}.
+     */
+    public void setMsrFilter(java.util.Set<Integer> passthrough) {
+        checkOpen();
+        if (!options.msrExits()) {
+            throw new HvException(HvReturn.UNSUPPORTED, "MSR exits were turned off in this VM's options");
+        }
+        if (passthrough == null) {
+            vm.setMsrFilter(KvmCaps.MSR_FILTER_DEFAULT_ALLOW);
+            return;
+        }
+        int[] sorted = passthrough.stream().mapToInt(Integer::intValue).sorted().toArray();
+        List<KvmVm.MsrFilterRange> ranges = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            for (int i = 0; i < sorted.length; ) {
+                int base = sorted[i];
+                int j = i;
+                while (j < sorted.length && Integer.toUnsignedLong(sorted[j]) - Integer.toUnsignedLong(base) < MSR_RANGE) {
+                    j++;
+                }
+                int count = sorted[j - 1] - base + 1;
+                MemorySegment bitmap = arena.allocate((count + 7) / 8);
+                for (int k = i; k < j; k++) {
+                    int bit = sorted[k] - base;
+                    bitmap.set(java.lang.foreign.ValueLayout.JAVA_BYTE, bit / 8,
+                            (byte) (bitmap.get(java.lang.foreign.ValueLayout.JAVA_BYTE, bit / 8) | 1 << (bit % 8)));
+                }
+                ranges.add(new KvmVm.MsrFilterRange(KvmCaps.MSR_FILTER_READ | KvmCaps.MSR_FILTER_WRITE, base, count,
+                        bitmap));
+                i = j;
+            }
+            if (ranges.isEmpty()) {
+                // KVM refuses a deny-by-default filter without ranges: give it one that allows nothing.
+                ranges.add(new KvmVm.MsrFilterRange(KvmCaps.MSR_FILTER_READ | KvmCaps.MSR_FILTER_WRITE, 0, 8,
+                        arena.allocate(1)));
+            }
+            if (ranges.size() > dev.jhv.internal.kvm.KvmStructs.KVM_MSR_FILTER_MAX_RANGES) {
+                throw HvException.badArgument("the MSRs to pass through span more than "
+                        + dev.jhv.internal.kvm.KvmStructs.KVM_MSR_FILTER_MAX_RANGES + " ranges of " + MSR_RANGE);
+            }
+            vm.setMsrFilter(KvmCaps.MSR_FILTER_DEFAULT_DENY, ranges.toArray(KvmVm.MsrFilterRange[]::new));
+        }
+    }
+
+    /** MSRs closer together than this share one range (and one bitmap) of the filter. */
+    private static final int MSR_RANGE = 0x400;
 
     // ---------------------------------------------------------------- TSC
 

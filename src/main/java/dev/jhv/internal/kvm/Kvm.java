@@ -84,6 +84,19 @@ public final class Kvm implements AutoCloseable {
         }
     }
 
+    /** KVM_GET_MSRS on the system: the value of a feature MSR KVM offers guests, or 0 if it has none. */
+    public long featureMsr(int index) {
+        try (Arena arena = Arena.ofConfined()) {
+            long entries = KvmStructs.offset(KvmStructs.KVM_MSRS, "entries");
+            MemorySegment msrs = arena.allocate(entries + KvmStructs.KVM_MSR_ENTRY.byteSize(), 8);
+            msrs.set(JAVA_INT, 0, 1);
+            msrs.set(JAVA_INT, entries + KvmStructs.offset(KvmStructs.KVM_MSR_ENTRY, "index"), index);
+            int read = KvmIoctl.KVM_GET_MSRS.call(fd, msrs);
+            return read == 1 ? msrs.get(java.lang.foreign.ValueLayout.JAVA_LONG,
+                    entries + KvmStructs.offset(KvmStructs.KVM_MSR_ENTRY, "data")) : 0;
+        }
+    }
+
     @Override
     public void close() {
         if (!closed) {

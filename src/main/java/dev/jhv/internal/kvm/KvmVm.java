@@ -90,6 +90,11 @@ public final class KvmVm implements AutoCloseable {
         }
     }
 
+    /** KVM_GET_TSC_KHZ on the VM: the TSC rate new vCPUs get. */
+    public int tscKhz() {
+        return KvmIoctl.KVM_GET_TSC_KHZ.call(fd, 0);
+    }
+
     /** KVM_CREATE_VCPU, and the mapping of its {@code kvm_run}. */
     public KvmVcpu createVcpu(int id) {
         int vcpuFd = KvmIoctl.KVM_CREATE_VCPU.call(fd, id);
