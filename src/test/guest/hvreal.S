@@ -52,6 +52,21 @@ window_test:
         nop
         hlt                             # with interrupt-window exiting: exit 7 before this HLT
 
+string_test:
+        cld
+        mov     $message, %si
+        mov     $4, %cx
+        mov     $0xe9, %dx
+        rep outsb                       # exit 30: string, REP, port 0xe9
+        mov     $buffer, %di
+        mov     $4, %cx
+        rep insb                        # exit 30: string, REP, IN
+        hlt
+message:
+        .ascii  "jhv!"
+buffer:
+        .long   0
+
         .org 0x3000
 reset_code:                             # copied by the test to 0xfffffff0 (the reset vector)
         mov     $0x52, %al

@@ -16,8 +16,26 @@ import dev.jhv.vmx.InstructionDecoder.Mode;
  */
 final class GuestInstructions {
     /** What an exit-30 qualification needs to know about the I/O instruction. */
-    record PortInstruction(int length, boolean string, boolean rep, boolean immediate, int addressSizeCode) {
-        static final PortInstruction UNKNOWN = new PortInstruction(0, false, false, false, 0);
+    record PortInstruction(int length, boolean string, boolean rep, boolean immediate, int addressSizeCode,
+                           int segmentPrefix) {
+        static final PortInstruction UNKNOWN = new PortInstruction(0, false, false, false, 0, 0);
+
+        /** The address-size mask of the string registers. */
+        long addressMask() {
+            return addressSizeCode == 0 ? 0xffffL : addressSizeCode == 1 ? 0xffffffffL : -1L;
+        }
+
+        /** VT-x's instruction-information segment code of the source (OUTS; INS always uses ES). */
+        int segmentCode() {
+            return switch (segmentPrefix) {
+                case 0x26 -> 0;
+                case 0x2e -> 1;
+                case 0x36 -> 2;
+                case 0x64 -> 4;
+                case 0x65 -> 5;
+                default -> 3;
+            };
+        }
     }
 
     private static final int MAX_LENGTH = 15;
@@ -94,7 +112,53 @@ final class GuestInstructions {
         }
         boolean rep = string && instruction.hasPrefix(InstructionDecoder.PREFIX_REP | InstructionDecoder.PREFIX_REPNE);
         int addressSizeCode = instruction.addressSize() == 2 ? 0 : instruction.addressSize() == 4 ? 1 : 2;
-        return new PortInstruction(instruction.length(), string, rep, immediate, addressSizeCode);
+        return new PortInstruction(instruction.length(), string, rep, immediate, addressSizeCode,
+                instruction.segmentPrefix());
+    }
+
+    /**
+     * An OUTS at {@code rip} that sent this exit's data: KVM leaves RIP on a REP OUTS until its last
+     * element, with RSI already past the element sent. Null when the instruction at RIP is not that.
+     */
+    PortInstruction stringOutAt(long rip, VmExit.PortIo io) {
+        PortInstruction port = portInstructionAt(rip, io);
+        if (!port.string()) {
+            return null;
+        }
+        long direction = (vcpu.get(Register.RFLAGS) & 1L << 10) != 0 ? -1 : 1;
+        long source = (vcpu.get(Register.RSI) - direction * io.size()) & port.addressMask();
+        SegmentRegister segment = SegmentRegister.values()[switch (port.segmentCode()) {
+            case 0 -> SegmentRegister.ES.ordinal();
+            case 1 -> SegmentRegister.CS.ordinal();
+            case 2 -> SegmentRegister.SS.ordinal();
+            case 4 -> SegmentRegister.FS.ordinal();
+            case 5 -> SegmentRegister.GS.ordinal();
+            default -> SegmentRegister.DS.ordinal();
+        }];
+        long linear = vcpu.segment(segment).base() + source;
+        cachedPage = -1;
+        long value = 0;
+        for (int i = io.size() - 1; i >= 0; i--) {
+            int b = readByte(linear + i);
+            if (b < 0) {
+                return null;
+            }
+            value = value << 8 | b;
+        }
+        return value == io.value() ? port : null;
+    }
+
+    /** Copies guest-linear memory into {@code into}; false if some byte is not readable. */
+    boolean readLinear(long linear, java.lang.foreign.MemorySegment into) {
+        cachedPage = -1;
+        for (long i = 0; i < into.byteSize(); i++) {
+            int b = readByte(linear + i);
+            if (b < 0) {
+                return false;
+            }
+            into.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) b);
+        }
+        return true;
     }
 
     /**

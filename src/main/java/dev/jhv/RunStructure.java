@@ -21,6 +21,7 @@ final class RunStructure {
     static final long VALID_REGS = offset(KVM_RUN, "kvm_valid_regs");
     static final long DIRTY_REGS = offset(KVM_RUN, "kvm_dirty_regs");
     static final long IO_DIRECTION = offset(KVM_RUN, "exit.io.direction");
+    static final long IO_DATA_OFFSET = offset(KVM_RUN, "exit.io.data_offset");
     static final long MMIO_IS_WRITE = offset(KVM_RUN, "exit.mmio.is_write");
 
     /** {@code s.regs}: a {@code kvm_regs}. */

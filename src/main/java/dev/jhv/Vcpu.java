@@ -418,6 +418,20 @@ public final class Vcpu implements AutoCloseable {
         return run;
     }
 
+    /** The VMX view has made KVM's state of the current instruction stale: finish it before entry. */
+    void forcePendingCompletion() {
+        completionPending = true;
+    }
+
+    /** The data area of the last port-I/O exit, if it holds {@code bytes}; else null. */
+    MemorySegment portIoData(long bytes) {
+        if (run.get(JAVA_INT, RunStructure.EXIT_REASON) != KvmExit.IO) {
+            return null;
+        }
+        long offset = run.get(JAVA_LONG, RunStructure.IO_DATA_OFFSET);
+        return offset + bytes <= run.byteSize() ? run.asSlice(offset, bytes) : null;
+    }
+
     void markDirtyGroup(long group) {
         markDirty(group);
     }

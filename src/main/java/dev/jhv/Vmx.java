@@ -348,6 +348,7 @@ final class Vmx {
         }
         run.set(JAVA_BYTE, RunStructure.REQUEST_INTERRUPT_WINDOW,
                 (byte) ((get(VMCS_CTRL_CPU_BASED) & CPU_BASED_IRQ_WND) != 0 ? 1 : 0));
+        prefillStringIn();
         VmExit exit = runWithDeadline(deadline);
         vcpu.completionNextRip = -1;
         reportInFlightEvent();
@@ -540,21 +541,74 @@ final class Vmx {
      * Exit 30. KVM reports an IN before it executes (RIP at the instruction) and an OUT after it
      * (RIP past it); VT-x reports both at the instruction, so an OUT's RIP is moved back by the
      * instruction's length. Unless the client moves it on, the instruction runs again, as on VT-x.
+     *
+     * <p>String I/O: VT-x exits once, before the first element, and the client emulates the whole
+     * instruction. KVM exits per element of a string OUT (after sending it) and once for a whole
+     * string IN (before it). So a string OUT is reported with the first element undone in RSI
+     * and RCX, and whatever KVM still has pending for the instruction is finished and discarded
+     * before the next entry, on top of which the client's registers and memory stand.
      */
     private void portIo(VmExit.PortIo io) {
         long rip = vcpu.get(Register.RIP);
-        GuestInstructions.PortInstruction instruction = io.isIn()
-                ? instructions.portInstructionAt(rip, io)
-                : instructions.portInstructionBefore(rip, io);
-        long start = io.isIn() ? rip : rip - instruction.length();
+        GuestInstructions.PortInstruction instruction;
+        long start = rip;
+        if (io.isIn()) {
+            instruction = instructions.portInstructionAt(rip, io);
+        } else {
+            instruction = instructions.stringOutAt(rip, io);
+            if (instruction == null) {
+                instruction = instructions.portInstructionBefore(rip, io);
+                start = rip - instruction.length();
+            }
+        }
         if (start != rip) {
             vcpu.set(Register.RIP, start);
         }
         vcpu.completionNextRip = start + instruction.length();
+        pendingStringIn = null;
+        if (instruction.string()) {
+            reportStringIo(io, instruction);
+        }
         long qualification = (io.size() - 1) | (io.isIn() ? 1 << 3 : 0) | (instruction.string() ? 1 << 4 : 0)
                 | (instruction.rep() ? 1 << 5 : 0) | (instruction.immediate() ? 1 << 6 : 0) | (long) io.port() << 16;
-        set(VMCS_RO_VMX_INSTR_INFO, instruction.string() ? instruction.addressSizeCode() << 7 : 0);
+        set(VMCS_RO_VMX_INSTR_INFO, instruction.string()
+                ? (long) instruction.addressSizeCode() << 7 | (io.isIn() ? 0 : (long) instruction.segmentCode() << 15) : 0);
         reportExit(VMX_REASON_IO, qualification, instruction.length());
+    }
+
+    private void reportStringIo(VmExit.PortIo io, GuestInstructions.PortInstruction instruction) {
+        long mask = instruction.addressMask();
+        long step = (vcpu.get(Register.RFLAGS) & 1L << 10) != 0 ? -io.size() : io.size();
+        if (io.isIn()) {
+            // KVM will store its data at ES:RDI when it finishes the instruction: have it store what
+            // is there then, so that only the client's emulation changes guest memory.
+            pendingStringIn = new long[] {vcpu.segment(SegmentRegister.ES).base() + (vcpu.get(Register.RDI) & mask),
+                io.size(), io.count(), step};
+        } else {
+            vcpu.set(Register.RSI, (vcpu.get(Register.RSI) - step) & mask | vcpu.get(Register.RSI) & ~mask);
+            if (instruction.rep()) {
+                vcpu.set(Register.RCX, (vcpu.get(Register.RCX) + 1) & mask | vcpu.get(Register.RCX) & ~mask);
+            }
+        }
+        vcpu.forcePendingCompletion();
+        vcpu.completionNextRip = -1;
+    }
+
+    /** A string IN KVM has yet to finish: {linear address of element 0, element size, count, step}; or null. */
+    private long[] pendingStringIn;
+
+    /** Fills KVM's string-IN data with the guest memory it will be stored over (see {@link #reportStringIo}). */
+    private void prefillStringIn() {
+        if (pendingStringIn == null) {
+            return;
+        }
+        long size = pendingStringIn[1];
+        long count = pendingStringIn[2];
+        MemorySegment data = vcpu.portIoData(size * count);
+        for (long i = 0; data != null && i < count; i++) {
+            instructions.readLinear(pendingStringIn[0] + i * pendingStringIn[3], data.asSlice(i * size, size));
+        }
+        pendingStringIn = null;
     }
 
     /** Exit 48 (or 44 inside the APIC page), with the access bits of the EPT-violation qualification. */

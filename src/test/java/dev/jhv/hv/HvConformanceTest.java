@@ -348,6 +348,42 @@ class HvConformanceTest {
     }
 
     @Test
+    void c43StringIoExitsOncePerInstructionAndTheClientEmulatesIt() {
+        try (HvSession s = new HvSession("hvreal")) {
+            long message = s.symbol("message");
+            long buffer = s.symbol("buffer");
+            s.realMode(s.symbol("string_test"));
+
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0x00e90030L, s.vmcs(VMCS_RO_EXIT_QUALIFIC), "OUT 0xe9, size 1, string, REP, DX");
+            assertEquals(2, s.vmcs(VMCS_RO_VMEXIT_INSTR_LEN), "F3 6E");
+            assertEquals(3L << 15, s.vmcs(VMCS_RO_VMX_INSTR_INFO), "16-bit addresses, DS");
+            assertEquals(4, s.reg(HV_X86_RCX), "before the first element");
+            assertEquals(message, s.reg(HV_X86_RSI));
+            StringBuilder sent = new StringBuilder();   // the client emulates all four elements
+            for (int i = 0; i < 4; i++) {
+                sent.append((char) s.ram.get(ValueLayout.JAVA_BYTE, message + i));
+            }
+            assertEquals("jhv!", sent.toString());
+            s.reg(HV_X86_RSI, message + 4);
+            s.reg(HV_X86_RCX, 0);
+            s.skip();
+
+            assertEquals(VMX_REASON_IO, s.run(), "one exit for the whole REP OUTSB");
+            assertEquals(0x00e90038L, s.vmcs(VMCS_RO_EXIT_QUALIFIC), "IN 0xe9, string, REP");
+            assertEquals(buffer, s.reg(HV_X86_RDI));
+            s.ram.set(ValueLayout.JAVA_INT_UNALIGNED, buffer, 0x44434241);   // the client's INSB emulation
+            s.reg(HV_X86_RDI, buffer + 4);
+            s.reg(HV_X86_RCX, 0);
+            s.skip();
+
+            assertEquals(VMX_REASON_HLT, s.run());
+            assertEquals(0x44434241, s.ram.get(ValueLayout.JAVA_INT_UNALIGNED, buffer), "only the client wrote memory");
+            assertEquals(buffer + 4, s.reg(HV_X86_RDI));
+        }
+    }
+
+    @Test
     void c53TripleFault() {
         try (HvSession s = new HvSession("long")) {
             LongModeVmcs.ring0(s, "k_ud2");
