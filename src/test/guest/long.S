@@ -147,6 +147,11 @@ k_msr:
 k_ud2:
         ud2
 
+# A breakpoint: #BP (vector 3) for the guest's IDT, or a #BP exit when the client asks for one.
+k_int3:
+        int3
+        hlt
+
 # Wait for interrupts with IF set; each one is reported by the handler.
 k_wait:
         sti
@@ -202,6 +207,12 @@ u_out:
         in      $0xe9, %al
         mov     %rax, MMIO_BASE
 1:      jmp     1b
+
+# A breakpoint in ring 3.
+u_int3:
+        int3
+        mov     %rax, MMIO_BASE
+        jmp     u_int3
 
 # Report the TSC (RDTSC) twice.
 u_rdtsc:

@@ -834,14 +834,16 @@ public final class Vcpu implements AutoCloseable {
         if (breakpoints.length > 4) {
             throw HvException.badArgument("x86 has 4 hardware breakpoints, not " + breakpoints.length);
         }
+        int flags = (singleStep ? KvmCaps.GUESTDBG_SINGLESTEP : 0)
+                | (breakpoints.length > 0 ? KvmCaps.GUESTDBG_USE_HW_BP : 0);
+        applyGuestDebug(flags, breakpoints);
+    }
+
+    /** KVM_SET_GUEST_DEBUG with {@code KVM_GUESTDBG_*} flags (0: off) and hardware breakpoints. */
+    void applyGuestDebug(int flags, long... breakpoints) {
         try (Arena local = Arena.ofConfined()) {
             MemorySegment control = local.allocate(KvmStructs.KVM_GUEST_DEBUG);
-            int flags = 0;
-            if (singleStep || breakpoints.length > 0) {
-                flags = KvmCaps.GUESTDBG_ENABLE | (singleStep ? KvmCaps.GUESTDBG_SINGLESTEP : 0)
-                        | (breakpoints.length > 0 ? KvmCaps.GUESTDBG_USE_HW_BP : 0);
-            }
-            control.set(JAVA_INT, 0, flags);
+            control.set(JAVA_INT, 0, flags == 0 ? 0 : flags | KvmCaps.GUESTDBG_ENABLE);
             long debugRegsAt = offset(KvmStructs.KVM_GUEST_DEBUG, "debugreg");
             long dr7 = 0;
             for (int i = 0; i < breakpoints.length; i++) {

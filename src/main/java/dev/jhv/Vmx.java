@@ -186,6 +186,11 @@ final class Vmx {
                     + " be 1 and bits 0x%x may not be 1", value, field, allowed[0] & ~value, value & ~allowed[1]));
         }
         set(field, value);
+        if (field == VMCS_CTRL_EXC_BITMAP) {
+            // KVM can hand #BP and #DB to user space (its guest-debug interface); no other vector.
+            vcpu.applyGuestDebug(((value & 1 << 3) != 0 ? KvmCaps.GUESTDBG_USE_SW_BP : 0)
+                    | ((value & 1 << 1) != 0 ? KvmCaps.GUESTDBG_USE_HW_BP : 0));
+        }
     }
 
     private long readGuest(int field) {
@@ -361,19 +366,34 @@ final class Vmx {
                     : VMX_REASON_IRQ, 0, 0);
             case VmExit.InterruptWindow window -> reportExit(VMX_REASON_IRQ_WND, 0, 0);
             case VmExit.Shutdown shutdown -> reportExit(VMX_REASON_TRIPLE_FAULT, 0, 0);
+            case VmExit.Debug debug when debug.exception() == 3 -> {
+                set(VMCS_RO_VMEXIT_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_SOFT_EXC | 3);
+                reportExit(VMX_REASON_EXC_NMI, 0, 1);
+            }
             case VmExit.Debug debug -> {
                 set(VMCS_RO_VMEXIT_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_HARD_EXC | debug.exception());
-                reportExit(VMX_REASON_EXC_NMI, debug.exception() == 1 ? debug.dr6() & 0x600f : 0, 0);
+                reportExit(VMX_REASON_EXC_NMI, debug.dr6() & 0x600f, 0);
             }
             case VmExit.EntryFailure failure -> {
                 entryFailure = failure.toString();
                 reportExit(ENTRY_FAILURE | VMX_REASON_VMENTRY_GUEST, 0, 0);
+            }
+            case VmExit.InternalError error when isBreakpoint(error) -> {
+                // An instruction emulator that cannot deliver INT3 stops at it: that is exactly where
+                // VT-x reports a #BP the exception bitmap asks for.
+                set(VMCS_RO_VMEXIT_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_SOFT_EXC | 3);
+                reportExit(VMX_REASON_EXC_NMI, 0, 1);
             }
             case VmExit.InternalError error -> throw new HvException(HvReturn.ERROR, "vCPU " + vcpu.id() + ": "
                     + error.describe());
             case VmExit.Other other -> throw new HvException(HvReturn.ERROR, "vCPU " + vcpu.id() + ": unexpected "
                     + other);
         }
+    }
+
+    private boolean isBreakpoint(VmExit.InternalError error) {
+        byte[] bytes = error.instructionBytes();
+        return (get(VMCS_CTRL_EXC_BITMAP) & 1 << 3) != 0 && bytes.length > 0 && (bytes[0] & 0xff) == 0xcc;
     }
 
     private VmExit runWithDeadline(long deadline) {

@@ -15,6 +15,7 @@ import static dev.jhv.hv.HvSession.ok;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The conformance checklist of the hv_* facade (C-xx), with real guests, through the facade only. */
 @RequiresKvm
@@ -380,6 +381,33 @@ class HvConformanceTest {
             assertEquals(VMX_REASON_HLT, s.run());
             assertEquals(0x44434241, s.ram.get(ValueLayout.JAVA_INT_UNALIGNED, buffer), "only the client wrote memory");
             assertEquals(buffer + 4, s.reg(HV_X86_RDI));
+        }
+    }
+
+    @Test
+    void c51BreakpointExitsWhenTheExceptionBitmapAsks() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring0(s, "k_int3");
+            s.vmcs(VMCS_CTRL_EXC_BITMAP, 1 << 3);
+            assertEquals(VMX_REASON_EXC_NMI, s.run());
+            assertEquals(IRQ_INFO_VALID | IRQ_INFO_SOFT_EXC | 3, s.vmcs(VMCS_RO_VMEXIT_IRQ_INFO));
+            assertEquals(1, s.vmcs(VMCS_RO_VMEXIT_INSTR_LEN));
+            assertEquals(s.symbol("k_int3"), s.reg(HV_X86_RIP), "RIP at the INT3");
+        }
+    }
+
+    @Test
+    void c51DebugExceptionExitsWhenTheExceptionBitmapAsks() {
+        assumeTrue(dev.jhv.Hypervisor.backend() != dev.jhv.Hypervisor.Backend.PVM,
+                "KVM's PVM backend delivers guest #DB (single step, ICEBP, breakpoints) to the guest, never to user space");
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring0(s, "k_sum_squares");
+            s.reg(HV_X86_RDI, 3);
+            s.vmcs(VMCS_CTRL_EXC_BITMAP, 1 << 1);
+            s.reg(HV_X86_RFLAGS, 0x102);   // TF
+            assertEquals(VMX_REASON_EXC_NMI, s.run());
+            assertEquals(IRQ_INFO_VALID | IRQ_INFO_HARD_EXC | 1, s.vmcs(VMCS_RO_VMEXIT_IRQ_INFO));
+            assertEquals(1L << 14, s.vmcs(VMCS_RO_EXIT_QUALIFIC) & 1L << 14, "BS: single step");
         }
     }
 
