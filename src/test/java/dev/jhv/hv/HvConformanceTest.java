@@ -477,6 +477,60 @@ class HvConformanceTest {
     }
 
     @Test
+    void nmiAndHardwareExceptionsWithErrorCodesReachTheGuestIdt() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_spin");
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_NMI | 2);
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(2, s.reg(HV_X86_RAX), "the NMI handler (vector 2) ran");
+        }
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_spin");
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_HARD_EXC | IRQ_INFO_ERROR_VALID | 13);
+            s.vmcs(VMCS_CTRL_VMENTRY_EXC_ERROR, 0x18);
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(13, s.reg(HV_X86_RAX), "#GP handler");
+            s.skip();
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0x18, s.reg(HV_X86_RAX), "with the injected error code");
+        }
+    }
+
+    @Test
+    void c63EventNotDeliveredBeforeAnExitIsReportedForReinjectionOnce() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_spin");
+            s.reg(HV_X86_RFLAGS, 0x202);
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_EXT_IRQ | 0x20);
+            ok(hv_vcpu_interrupt(new int[] {s.vcpu}, 1));   // the run ends before the guest takes it
+            assertEquals(VMX_REASON_IRQ, s.run());
+            long inFlight = s.vmcs(VMCS_RO_IDT_VECTOR_INFO);   // saved for re-injection, as clients do
+            assertEquals(IRQ_INFO_VALID | 0x20, inFlight, "the interrupt in flight");
+            Thread kicker = kickAfter(s.vcpu, 20);
+            assertEquals(VMX_REASON_IRQ, s.run(), "not delivered behind the client's back");
+            kicker.join();
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, inFlight);   // the client re-injects it
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0x20, s.reg(HV_X86_RAX), "delivered once, by the client");
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void apicAccessPageExitsAsApicAccess() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_load");
+            long apic = 0x3fe00000L;   // inside the guest's identity map, no memory behind it
+            ok(hv_vmx_vcpu_set_apic_address(s.vcpu, apic));
+            assertEquals(apic, s.vmcs(VMCS_CTRL_APIC_ACCESS));
+            s.reg(HV_X86_RDI, apic + 0x80);   // the TPR register
+            assertEquals(VMX_REASON_APIC_ACCESS, s.run());
+            assertEquals(0x80, s.vmcs(VMCS_RO_EXIT_QUALIFIC), "offset 0x80, linear read");
+        }
+    }
+
+    @Test
     void c61InterruptWindowOpensAfterSti() {
         try (HvSession s = new HvSession("hvreal")) {
             s.realMode(s.symbol("window_test"));
