@@ -52,6 +52,19 @@ window_test:
         nop
         hlt                             # with interrupt-window exiting: exit 7 before this HLT
 
+soft_test:
+        movw    $soft_handler, 0x21 * 4 # IVT entry 0x21 -> 0000:soft_handler
+        movw    $0, 0x21 * 4 + 2
+        out     %al, $0x23              # the client injects INT 0x21 here, as a 2-byte instruction
+soft_point:
+        nop                             # the two bytes the software interrupt returns past
+        nop
+        hlt
+soft_handler:
+        mov     $0x21, %al
+        out     %al, $0x22
+        iret
+
 string_test:
         cld
         mov     $message, %si

@@ -143,6 +143,14 @@ k_msr:
         wrmsr
         hlt
 
+# CPUID of the leaf in EAX: EAX and EBX to the host via OUT 0x10.
+k_cpuid:
+        cpuid
+        out     %eax, $0x10
+        mov     %ebx, %eax
+        out     %eax, $0x10
+        hlt
+
 # Invalid opcode: with the IDT in place, the #UD handler reports vector 6; without, triple fault.
 k_ud2:
         ud2

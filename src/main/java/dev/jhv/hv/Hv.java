@@ -85,7 +85,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
         return current;
     }
 
-    private static Vcpu vcpu(int id) {
+    private static Vcpu lookup(int id) {
         Vcpu[] table = vcpus;
         Vcpu vcpu = id >= 0 && id < table.length ? table[id] : null;
         if (vcpu == null) {
@@ -102,6 +102,17 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
 
     private static void requireOut(long[] value) {
         requireOut(value, value == null ? 0 : value.length);
+    }
+
+    /**
+     * The idiomatic object behind a vCPU id, for what the framework has no function for (above all
+     * {@link Vcpu#setCpuid}: KVM answers CPUID itself, so the client gives the answers in advance).
+     * Owner thread only, like every vCPU call.
+     */
+    public static Vcpu vcpu(int vcpu) {
+        Vcpu target = lookup(vcpu);
+        target.readVmcs(VMCS_GUEST_RIP);   // the owner check
+        return target;
     }
 
     // ---------------------------------------------------------------- VM
@@ -280,7 +291,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_destroy(int vcpu) {
         return call(() -> {
             synchronized (LOCK) {
-                Vcpu target = vcpu(vcpu);
+                Vcpu target = lookup(vcpu);
                 target.close();
                 Vcpu[] table = vcpus.clone();
                 table[vcpu] = null;
@@ -292,7 +303,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     /** Only the default space exists (see {@link #hv_vm_space_create}). */
     public static int hv_vcpu_set_space(int vcpu, int asid) {
         return call(() -> {
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);   // the owner check
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);   // the owner check
             if (asid != HV_VM_SPACE_DEFAULT) {
                 throw new HvException(HvReturn.BAD_ARGUMENT, "no address space " + asid);
             }
@@ -304,12 +315,12 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_read_register(int vcpu, int reg, long[] value) {
         return call(() -> {
             requireOut(value);
-            value[0] = vcpu(vcpu).get(register(reg));
+            value[0] = lookup(vcpu).get(register(reg));
         });
     }
 
     public static int hv_vcpu_write_register(int vcpu, int reg, long value) {
-        return call(() -> vcpu(vcpu).set(register(reg), value));
+        return call(() -> lookup(vcpu).set(register(reg), value));
     }
 
     private static Register register(int id) {
@@ -323,11 +334,11 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
 
     /** Copies the XSAVE-format FP state (4096 bytes) into {@code buffer}. */
     public static int hv_vcpu_read_fpstate(int vcpu, MemorySegment buffer, long size) {
-        return call(() -> vcpu(vcpu).readFpState(fpBuffer(buffer, size)));
+        return call(() -> lookup(vcpu).readFpState(fpBuffer(buffer, size)));
     }
 
     public static int hv_vcpu_write_fpstate(int vcpu, MemorySegment buffer, long size) {
-        return call(() -> vcpu(vcpu).writeFpState(fpBuffer(buffer, size)));
+        return call(() -> lookup(vcpu).writeFpState(fpBuffer(buffer, size)));
     }
 
     private static MemorySegment fpBuffer(MemorySegment buffer, long size) {
@@ -344,7 +355,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
      */
     public static int hv_vcpu_enable_native_msr(int vcpu, int msr, boolean enable) {
         return call(() -> {
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);   // the owner check
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);   // the owner check
             if (!NATIVE_CAPABLE.contains(msr)) {
                 throw new HvException(HvReturn.BAD_ARGUMENT, "MSR 0x" + Integer.toHexString(msr)
                         + " cannot be made native");
@@ -366,7 +377,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     /** Managed (PMU, LBR) MSRs: KVM here has no PMU for guests. */
     public static int hv_vcpu_enable_managed_msr(int vcpu, int msr, boolean enable) {
         return call(() -> {
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);
             throw new HvException(HvReturn.UNSUPPORTED, "managed MSRs need a guest PMU, which KVM does not give here");
         });
     }
@@ -378,22 +389,22 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_read_msr(int vcpu, int msr, long[] value) {
         return call(() -> {
             requireOut(value);
-            value[0] = vcpu(vcpu).readMsr(msr);
+            value[0] = lookup(vcpu).readMsr(msr);
         });
     }
 
     public static int hv_vcpu_write_msr(int vcpu, int msr, long value) {
-        return call(() -> vcpu(vcpu).writeMsr(msr, value));
+        return call(() -> lookup(vcpu).writeMsr(msr, value));
     }
 
     /** Hands pending register writes to KVM now (deprecated on macOS 11; harmless here). */
     public static int hv_vcpu_flush(int vcpu) {
-        return call(() -> vcpu(vcpu).flush());
+        return call(() -> lookup(vcpu).flush());
     }
 
     /** Makes KVM drop its cached guest translations (for the whole VM). */
     public static int hv_vcpu_invalidate_tlb(int vcpu) {
-        return call(() -> vcpu(vcpu).invalidateTlb());
+        return call(() -> lookup(vcpu).invalidateTlb());
     }
 
     // ---------------------------------------------------------------- running
@@ -409,7 +420,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
      * cannot go on (an instruction its emulator refuses, for example).
      */
     public static int hv_vcpu_run_until(int vcpu, long deadline) {
-        return call(() -> vcpu(vcpu).runVmx(deadline < 0 ? Long.MAX_VALUE : deadline));
+        return call(() -> lookup(vcpu).runVmx(deadline < 0 ? Long.MAX_VALUE : deadline));
     }
 
     /**
@@ -422,10 +433,10 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
                 throw new HvException(HvReturn.BAD_ARGUMENT, "bad vCPU list");
             }
             for (int i = 0; i < count; i++) {
-                vcpu(vcpus[i]);
+                lookup(vcpus[i]);
             }
             for (int i = 0; i < count; i++) {
-                vcpu(vcpus[i]).interrupt();
+                lookup(vcpus[i]).interrupt();
             }
         });
     }
@@ -434,7 +445,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_get_exec_time(int vcpu, long[] time) {
         return call(() -> {
             requireOut(time);
-            time[0] = vcpu(vcpu).execTimeNanos();
+            time[0] = lookup(vcpu).execTimeNanos();
         });
     }
 
@@ -442,7 +453,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_get_idle_time(int vcpu, long[] time) {
         return call(() -> {
             requireOut(time);
-            time[0] = vcpu(vcpu).idleTimeNanos();
+            time[0] = lookup(vcpu).idleTimeNanos();
         });
     }
 
@@ -454,7 +465,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     /** Guest TSC = {@link #hv_tsc_clock()} + {@code offset}; {@code HV_UNSUPPORTED} where the host cannot offset it. */
     public static int hv_vcpu_set_tsc_relative(int vcpu, long offset) {
         return call(() -> {
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);
             requireVm().syncTsc(TscClock.now() + offset);
         });
     }
@@ -463,7 +474,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vcpu_vmx_status(int vcpu, int[] status) {
         return call(() -> {
             requireOut(status, status == null ? 0 : status.length);
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);
             throw new HvException(HvReturn.ERROR, "no VM entry failed with VMfail");
         });
     }
@@ -473,19 +484,19 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     public static int hv_vmx_vcpu_read_vmcs(int vcpu, int field, long[] value) {
         return call(() -> {
             requireOut(value);
-            value[0] = vcpu(vcpu).readVmcs(field);
+            value[0] = lookup(vcpu).readVmcs(field);
         });
     }
 
     public static int hv_vmx_vcpu_write_vmcs(int vcpu, int field, long value) {
-        return call(() -> vcpu(vcpu).writeVmcs(field, value));
+        return call(() -> lookup(vcpu).writeVmcs(field, value));
     }
 
     public static int hv_vmx_vcpu_get_cap_write_vmcs(int vcpu, int field, long[] allowed0, long[] allowed1) {
         return call(() -> {
             requireOut(allowed0);
             requireOut(allowed1);
-            long[] masks = vcpu(vcpu).vmcsWriteCapability(field);
+            long[] masks = lookup(vcpu).vmcsWriteCapability(field);
             allowed0[0] = masks[0];
             allowed1[0] = masks[1];
         });
@@ -494,7 +505,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     /** Shadow VMCS (nested virtualisation): KVM exposes no VMX to guests here. */
     public static int hv_vmx_vcpu_read_shadow_vmcs(int vcpu, int field, long[] value) {
         return call(() -> {
-            vcpu(vcpu).readVmcs(VMCS_GUEST_RIP);
+            lookup(vcpu).readVmcs(VMCS_GUEST_RIP);
             throw new HvException(HvReturn.UNSUPPORTED, "no shadow VMCS: guests cannot use VMX here");
         });
     }
@@ -536,6 +547,6 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
 
     /** Guest accesses to the APIC page at {@code gpa} exit as {@link #VMX_REASON_APIC_ACCESS}. */
     public static int hv_vmx_vcpu_set_apic_address(int vcpu, long gpa) {
-        return call(() -> vcpu(vcpu).setApicAccessPage(gpa));
+        return call(() -> lookup(vcpu).setApicAccessPage(gpa));
     }
 }

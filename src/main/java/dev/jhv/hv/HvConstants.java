@@ -298,6 +298,31 @@ public interface HvConstants {
     int HV_VMX_VALID_MSR_IA32_SPEC_CTRL = 7;
     int HV_VMX_NEED_MSR_IA32_SPEC_CTRL = 8;
 
+    // macOS 12: hv_vm_allocate, exit information, the in-kernel APIC (jhv does not offer that family)
+    long HV_ALLOCATE_DEFAULT = 0;
+    int HV_VM_EXITINFO_VMX = 1;
+    int HV_VM_EXITINFO_INIT_AP = 2;
+    int HV_VM_EXITINFO_STARTUP_AP = 3;
+    int HV_VM_EXITINFO_IOAPIC_EOI = 4;
+    int HV_VM_EXITINFO_INJECT_EXCP = 5;
+    int HV_VM_EXITINFO_SMI = 6;
+    int HV_VM_EXITINFO_APIC_ACCESS_READ = 7;
+    long HV_APIC_CTRL_DEFAULT = 0;
+    long HV_APIC_CTRL_EOI_ICR_TPR = 1L << 0;
+    long HV_APIC_CTRL_GUEST_IDLE = 1L << 1;
+    long HV_APIC_CTRL_NO_TIMER = 1L << 2;
+    long HV_APIC_CTRL_IOAPIC_EOI = 1L << 3;
+    int HV_APIC_LVT_TIMER = 1;
+    int HV_APIC_EDGE_TRIGGER = 0;
+    int HV_APIC_EDGE_TRIGGER_AEOI = 1;
+    int HV_APIC_LEVEL_TRIGGER = 2;
+    int HV_BOOT_STATE_INIT = 0;
+    int HV_BOOT_STATE_SIPI = 1;
+    int HV_BOOT_STATE_RUNNING = 2;
+    int HV_APIC_STATE_EXT_VER = 100;
+    int HV_IOAPIC_STATE_EXT_VER = 100;
+    int HV_ATPIC_STATE_EXT_VER = 100;
+
     // hv_ion_flags_t
     int HV_ION_NONE = 0;
     int HV_ION_ANY_VALUE = 1 << 1;

@@ -531,6 +531,96 @@ class HvConformanceTest {
     }
 
     @Test
+    void softwareInterruptInjectionReturnsPastTheInstruction() {
+        try (HvSession s = new HvSession("hvreal")) {
+            s.realMode(s.symbol("soft_test"));
+            assertEquals(VMX_REASON_IO, s.run());
+            s.skip();
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_SOFT_IRQ | 0x21);
+            s.vmcs(VMCS_CTRL_VMENTRY_INSTR_LEN, 2);
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0x00220040L, s.vmcs(VMCS_RO_EXIT_QUALIFIC), "OUT 0x22 in the INT 0x21 handler");
+            s.skip();
+            assertEquals(VMX_REASON_HLT, s.run());
+            assertEquals(s.symbol("soft_point") + 2, s.reg(HV_X86_RIP), "IRET returned past the 2-byte INT");
+        }
+    }
+
+    @Test
+    void refusedMsrAccessBecomesTheClientsGeneralProtectionFault() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring0(s, "k_msr");
+            assertEquals(VMX_REASON_WRMSR, s.run());
+            long rip = s.reg(HV_X86_RIP);
+            s.vmcs(VMCS_CTRL_VMENTRY_IRQ_INFO, IRQ_INFO_VALID | IRQ_INFO_HARD_EXC | IRQ_INFO_ERROR_VALID | 13);
+            s.vmcs(VMCS_CTRL_VMENTRY_EXC_ERROR, 0);
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(13, s.reg(HV_X86_RAX), "the guest's #GP handler");
+            s.skip();
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0, s.reg(HV_X86_RAX), "error code 0");
+            assertEquals(0, s.ram.get(ValueLayout.JAVA_LONG, s.symbol("KERNEL_STACK_TOP") - 48 + 8) - rip,
+                    "the fault frame points at the WRMSR");
+        }
+    }
+
+    @Test
+    void c44CpuidIsAnsweredFromTheClientsTableInsteadOfExiting() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring0(s, "k_cpuid");
+            dev.jhv.Vcpu vcpu = Hv.vcpu(s.vcpu);
+            vcpu.setCpuid(vcpu.cpuid().with(new dev.jhv.CpuidTable.Entry(0x40000000, 0, 0, 0x40000001, 0x4a564844,
+                    0x4a564844, 0x4a564844)));
+            s.reg(HV_X86_RAX, 0x40000000L);
+            assertEquals(VMX_REASON_IO, s.run(), "no exit 10: KVM answers CPUID in the kernel");
+            assertEquals(0x40000001L, s.reg(HV_X86_RAX));
+            s.skip();
+            assertEquals(VMX_REASON_IO, s.run());
+            assertEquals(0x4a564844L, s.reg(HV_X86_RAX), "from the client's table");
+        }
+    }
+
+    @Test
+    void c44CpuidExit() {
+        assumeTrue(false, "KVM executes CPUID in the kernel and never exits to user space for it;"
+                + " the client's answers go in a CPUID table (c44CpuidIsAnsweredFromTheClientsTableInsteadOfExiting)");
+    }
+
+    @Test
+    void c46XsetbvExit() {
+        assumeTrue(false, "KVM executes XSETBV in the kernel (checking it against the guest CPUID); no exit 55");
+    }
+
+    @Test
+    void c48ControlRegisterExit() {
+        assumeTrue(false, "KVM owns CR0/CR4 guest/host masks and handles MOV to/from CR itself: no exit 28, and guest"
+                + " reads return the real value, not the read shadow");
+    }
+
+    @Test
+    void c50TprThresholdExit() {
+        assumeTrue(false, "KVM offers no TPR shadow to user space, so CPU_BASED_TPR_SHADOW is not allowed and exit 43"
+                + " never happens; HV_X86_TPR is CR8 in the APIC layout");
+    }
+
+    @Test
+    void c18AddressSpaces() {
+        assumeTrue(false, "a KVM VM has one guest-physical address space: hv_vm_space_create returns HV_UNSUPPORTED");
+    }
+
+    @Test
+    void c70RdtscRunsWithoutExiting() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_rdtsc");
+            assertEquals(VMX_REASON_EPT_VIOLATION, s.run());
+            long first = s.reg(HV_X86_RAX);
+            s.skipDecoded();   // the client emulates "mov [MMIO_BASE], rax"
+            assertEquals(VMX_REASON_EPT_VIOLATION, s.run(), "no exit 16 in between");
+            assertTrue(s.reg(HV_X86_RAX) > first);
+        }
+    }
+
+    @Test
     void c61InterruptWindowOpensAfterSti() {
         try (HvSession s = new HvSession("hvreal")) {
             s.realMode(s.symbol("window_test"));

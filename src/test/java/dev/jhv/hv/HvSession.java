@@ -126,6 +126,16 @@ final class HvSession implements AutoCloseable {
         reg(HV_X86_RIP, reg(HV_X86_RIP) + vmcs(VMCS_RO_VMEXIT_INSTR_LEN));
     }
 
+    /** The client's part of an EPT violation: decode the instruction at RIP (64-bit, identity-mapped) and skip it. */
+    void skipDecoded() {
+        long rip = reg(HV_X86_RIP);
+        byte[] code = new byte[15];
+        MemorySegment.copy(ram, ValueLayout.JAVA_BYTE, rip, code, 0, code.length);
+        var instruction = dev.jhv.vmx.InstructionDecoder.decode(code, 0, code.length,
+                dev.jhv.vmx.InstructionDecoder.Mode.LONG_64);
+        reg(HV_X86_RIP, rip + instruction.length());
+    }
+
     @Override
     public void close() {
         try {
