@@ -9,6 +9,18 @@
         .code16
         .text
         .equ    COM1, 0x3f8
+
+# Prints the NUL-terminated text at (E/R)SI to COM1; the same bytes serve 16-bit and 64-bit code.
+        .macro  PRINT_LOOP
+        mov     $COM1, %dx
+1:      lodsb
+        test    %al, %al
+        jz      2f
+        out     %al, %dx
+        jmp     1b
+2:      ret
+        .endm
+
         .equ    PML4, 0x2000
         .equ    PDPT, 0x3000
         .equ    PD, 0x4000
@@ -44,14 +56,8 @@ boot16:
         mov     %eax, %cr0
         ljmpl   $0x08, $boot64
 
-print16:                                # DS:SI: NUL-terminated text to COM1
-        mov     $COM1, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        out     %al, %dx
-        jmp     1b
-2:      ret
+print16:
+        PRINT_LOOP
 
         .code64
 boot64:
@@ -73,14 +79,8 @@ boot64:
         mov     $0x202, %r11            # IF set in ring 3
         sysretq
 
-print64:                                # RSI: NUL-terminated text to COM1 (any ring, TSS bitmap)
-        mov     $COM1, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        out     %al, %dx
-        jmp     1b
-2:      ret
+print64:                                # any ring: the TSS bitmap lets ring 3 use COM1
+        PRINT_LOOP
 
 # ---------------------------------------------------------------- ring 3
 user_main:

@@ -61,7 +61,7 @@ final class GuestInstructions {
         if ((cr0 & 1) == 0) {
             return Mode.REAL_16;
         }
-        int csAr = vcpu.segment(SegmentRegister.CS).accessRights();
+        int csAr = vcpu.segmentAccessRights(SegmentRegister.CS);
         if ((vcpu.readMsr(Vcpu.MSR_EFER) & EFER_LMA) != 0 && (csAr & 1 << 13) != 0) {
             return Mode.LONG_64;
         }
@@ -135,7 +135,7 @@ final class GuestInstructions {
             case 5 -> SegmentRegister.GS.ordinal();
             default -> SegmentRegister.DS.ordinal();
         }];
-        long linear = vcpu.segment(segment).base() + source;
+        long linear = vcpu.segmentBase(segment) + source;
         cachedPage = -1;
         long value = 0;
         for (int i = io.size() - 1; i >= 0; i--) {
@@ -225,7 +225,7 @@ final class GuestInstructions {
             case 0x3e -> SegmentRegister.DS;
             default -> stack ? SegmentRegister.SS : SegmentRegister.DS;
         };
-        return vcpu.segment(segment).base();
+        return vcpu.segmentBase(segment);
     }
 
     private static boolean stackBased(Instruction instruction) {
@@ -290,7 +290,7 @@ final class GuestInstructions {
     }
 
     private long codeAddress(long rip) {
-        return vcpu.segment(SegmentRegister.CS).base() + rip;
+        return vcpu.segmentBase(SegmentRegister.CS) + rip;
     }
 
     /** Reads up to 15 bytes from {@code linear} on into the window's start; returns how many. */

@@ -350,9 +350,13 @@ public final class Vcpu implements AutoCloseable {
             MemorySegment[] keepAlive = vm.memoryMap().keepAlive();
             for (int result = kvm.run(keepAlive, keepAlive.length), rounds = 1; result != -Errno.EINTR;
                     result = kvm.run(keepAlive, keepAlive.length), rounds++) {
-                if (result < 0 || rounds > MAX_COMPLETION_ROUNDS) {
+                if (result < 0) {
                     throw new HvException(HvReturn.ERROR, "vCPU " + id + ": completing the pending access failed: "
                             + Errno.describe(-result));
+                }
+                if (rounds > MAX_COMPLETION_ROUNDS) {
+                    throw new HvException(HvReturn.ERROR, "vCPU " + id + ": KVM kept exiting while completing a"
+                            + " string instruction");
                 }
             }
         } finally {
@@ -588,6 +592,16 @@ public final class Vcpu implements AutoCloseable {
                 run.get(JAVA_INT, at + SEG_LIMIT), (int) accessRights(at));
     }
 
+    /** A segment's base, without building a {@link Segment}: for paths that run at every exit. */
+    long segmentBase(SegmentRegister register) {
+        return run.get(JAVA_LONG, SEGMENT_OFFSET[register.ordinal()] + SEG_BASE);
+    }
+
+    /** A segment's VMX access rights, without building a {@link Segment}. */
+    int segmentAccessRights(SegmentRegister register) {
+        return (int) accessRights(SEGMENT_OFFSET[register.ordinal()]);
+    }
+
     public void setSegment(SegmentRegister register, Segment segment) {
         checkOwnerAndUsable();
         if ((segment.selector() & ~0xffff) != 0) {
@@ -723,9 +737,7 @@ public final class Vcpu implements AutoCloseable {
             case MSR_FS_BASE -> segment(SegmentRegister.FS).base();
             case MSR_GS_BASE -> segment(SegmentRegister.GS).base();
             default -> {
-                msrs.set(JAVA_INT, 0, 1);
-                msrs.set(JAVA_INT, MSR_INDEX, index);
-                msrs.set(JAVA_LONG, MSR_DATA, 0);
+                prepareMsr(index, 0);
                 if (kvm.getMsrs(msrs) != 1) {
                     throw HvException.badArgument("MSR 0x" + Integer.toHexString(index) + " is not supported by KVM");
                 }
@@ -752,15 +764,20 @@ public final class Vcpu implements AutoCloseable {
                 markDirty(KvmCaps.SYNC_X86_SREGS);
             }
             default -> {
-                msrs.set(JAVA_INT, 0, 1);
-                msrs.set(JAVA_INT, MSR_INDEX, index);
-                msrs.set(JAVA_LONG, MSR_DATA, value);
+                prepareMsr(index, value);
                 if (kvm.setMsrs(msrs) != 1) {
                     throw HvException.badArgument("MSR 0x" + Integer.toHexString(index) + " cannot be written with 0x"
                             + Long.toHexString(value) + " (unknown to KVM, read-only, or a reserved value)");
                 }
             }
         }
+    }
+
+    /** Fills the one-entry {@code kvm_msrs} buffer. */
+    private void prepareMsr(int index, long value) {
+        msrs.set(JAVA_INT, 0, 1);
+        msrs.set(JAVA_INT, MSR_INDEX, index);
+        msrs.set(JAVA_LONG, MSR_DATA, value);
     }
 
     /**
@@ -963,9 +980,7 @@ public final class Vcpu implements AutoCloseable {
             if (closed) {
                 return value;
             }
-            msrs.set(JAVA_INT, 0, 1);
-            msrs.set(JAVA_INT, MSR_INDEX, MSR_TSC);
-            msrs.set(JAVA_LONG, MSR_DATA, value);
+            prepareMsr(MSR_TSC, value);
             kvm.setMsrs(msrs);
             kvm.getMsrs(msrs);
             return msrs.get(JAVA_LONG, MSR_DATA);

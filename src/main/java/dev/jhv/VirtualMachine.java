@@ -222,6 +222,9 @@ public final class VirtualMachine implements AutoCloseable {
         if (!options.msrExits()) {
             throw new HvException(HvReturn.UNSUPPORTED, "MSR exits were turned off in this VM's options");
         }
+        if (vm.checkExtension(KvmCaps.X86_MSR_FILTER) == 0) {
+            throw new HvException(HvReturn.UNSUPPORTED, "this KVM has no MSR filter (KVM_CAP_X86_MSR_FILTER)");
+        }
         if (passthrough == null) {
             vm.setMsrFilter(KvmCaps.MSR_FILTER_DEFAULT_ALLOW);
             return;

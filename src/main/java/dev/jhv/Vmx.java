@@ -442,13 +442,13 @@ final class Vmx {
         if (ia32e != ((efer & EFER_LMA) != 0)) {
             problem = "the VM-entry control \"IA-32e mode guest\" is " + (ia32e ? "1" : "0")
                     + " but EFER.LMA is " + (ia32e ? "0" : "1") + "; they must agree";
-        } else if (protectedMode && vcpu.segment(SegmentRegister.CS).unusable()) {
+        } else if (protectedMode && (vcpu.segmentAccessRights(SegmentRegister.CS) & Segment.AR_UNUSABLE) != 0) {
             problem = "CS is unusable (access rights bit 16) in protected mode";
-        } else if (protectedMode && vcpu.segment(SegmentRegister.TR).unusable()) {
+        } else if (protectedMode && (vcpu.segmentAccessRights(SegmentRegister.TR) & Segment.AR_UNUSABLE) != 0) {
             problem = "TR is unusable in protected mode";
-        } else if (ia32e && vcpu.segment(SegmentRegister.TR).type() != 11) {
+        } else if (ia32e && (vcpu.segmentAccessRights(SegmentRegister.TR) & 0xf) != 11) {
             problem = "TR must be a busy 64-bit TSS (type 11) in IA-32e mode, not type "
-                    + vcpu.segment(SegmentRegister.TR).type();
+                    + (vcpu.segmentAccessRights(SegmentRegister.TR) & 0xf);
         } else {
             problem = checkInjection(protectedMode);
         }

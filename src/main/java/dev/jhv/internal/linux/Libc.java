@@ -27,19 +27,16 @@ public final class Libc {
     public static final int O_RDWR = 0x2;
     public static final int O_CLOEXEC = 0x80000;
 
-    public static final int PROT_NONE = 0x0;
     public static final int PROT_READ = 0x1;
     public static final int PROT_WRITE = 0x2;
     public static final int MAP_SHARED = 0x01;
     public static final int MAP_PRIVATE = 0x02;
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
-    public static final int MADV_DONTNEED = 4;
     public static final int MADV_HUGEPAGE = 14;
     public static final int MFD_CLOEXEC = 0x1;
 
     public static final int SIG_BLOCK = 0;
-    public static final int SIG_UNBLOCK = 1;
     public static final int SA_RESTART = 0x10000000;
     /** glibc's sigset_t; the kernel itself only looks at the first 8 bytes. */
     public static final long SIGSET_BYTES = 128;
