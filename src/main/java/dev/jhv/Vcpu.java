@@ -159,29 +159,34 @@ public final class Vcpu implements AutoCloseable {
         this.owner = Thread.currentThread();
         this.ownerTid = Libc.gettid();
         this.arena = Arena.ofShared();
-        this.run = kvm.runStructure().reinterpret(arena, null);
-        this.msrs = arena.allocate(MSR_ENTRY + KvmStructs.KVM_MSR_ENTRY.byteSize(), 8);
-        this.debugRegs = arena.allocate(KvmStructs.KVM_DEBUGREGS);
-        this.xcrs = arena.allocate(KvmStructs.KVM_XCRS);
-        this.savedSync = arena.allocate(REGS_BYTES + SREGS_BYTES + EVENTS_BYTES, 8);
-        this.portIo = new VmExit.PortIo(run);
-        this.mmio = new VmExit.Mmio(run);
-        this.msrAccess = new VmExit.MsrAccess(run);
-        this.debug = new VmExit.Debug(run);
-        this.internalError = new VmExit.InternalError(run);
-        this.entryFailure = new VmExit.EntryFailure(run);
-        this.other = new VmExit.Other(run);
+        try {
+            this.run = kvm.runStructure().reinterpret(arena, null);
+            this.msrs = arena.allocate(MSR_ENTRY + KvmStructs.KVM_MSR_ENTRY.byteSize(), 8);
+            this.debugRegs = arena.allocate(KvmStructs.KVM_DEBUGREGS);
+            this.xcrs = arena.allocate(KvmStructs.KVM_XCRS);
+            this.savedSync = arena.allocate(REGS_BYTES + SREGS_BYTES + EVENTS_BYTES, 8);
+            this.portIo = new VmExit.PortIo(run);
+            this.mmio = new VmExit.Mmio(run);
+            this.msrAccess = new VmExit.MsrAccess(run);
+            this.debug = new VmExit.Debug(run);
+            this.internalError = new VmExit.InternalError(run);
+            this.entryFailure = new VmExit.EntryFailure(run);
+            this.other = new VmExit.Other(run);
 
-        setCpuidTable(cpuid);
-        // Start the register cache from KVM's reset state; from now on KVM refreshes it at every exit.
-        kvm.getRegs(run.asSlice(REGS, REGS_BYTES));
-        kvm.getSregs(run.asSlice(SREGS, SREGS_BYTES));
-        kvm.getVcpuEvents(run.asSlice(EVENTS, EVENTS_BYTES));
-        run.set(JAVA_LONG, RunStructure.VALID_REGS, ALL_SYNC);
-        run.set(JAVA_LONG, DIRTY_REGS, 0);
-        initialiseFpState();
-        KickSignal.blockInCurrentThread();
-        kvm.setSignalMask(KickSignal.runMaskOfCurrentThread());
+            setCpuidTable(cpuid);
+            // Start the register cache from KVM's reset state; from now on KVM refreshes it at every exit.
+            kvm.getRegs(run.asSlice(REGS, REGS_BYTES));
+            kvm.getSregs(run.asSlice(SREGS, SREGS_BYTES));
+            kvm.getVcpuEvents(run.asSlice(EVENTS, EVENTS_BYTES));
+            run.set(JAVA_LONG, RunStructure.VALID_REGS, ALL_SYNC);
+            run.set(JAVA_LONG, DIRTY_REGS, 0);
+            initialiseFpState();
+            KickSignal.blockInCurrentThread();
+            kvm.setSignalMask(KickSignal.runMaskOfCurrentThread());
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
     }
 
     /**

@@ -271,6 +271,40 @@ class VcpuTest {
         }
     }
 
+    @Test
+    void closingTheVmStopsVcpusRunningOnOtherThreads() throws Exception {
+        TestGuest guest = TestGuest.load("long");
+        VirtualMachine vm = VirtualMachine.create();
+        try (GuestMemory ram = GuestMemory.allocate(Fixture.RAM_BYTES)) {
+            guest.loadInto(ram.segment());
+            vm.map(0, ram, Protection.ALL);
+            CountDownLatch running = new CountDownLatch(1);
+            java.util.concurrent.atomic.AtomicReference<Throwable> outcome = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread vcpuThread = Thread.ofPlatform().start(() -> {
+                Vcpu vcpu = vm.createVcpu();
+                LongMode.ring3(vcpu, guest, "u_spin");
+                running.countDown();
+                try {
+                    vcpu.run();
+                } catch (Throwable t) {
+                    outcome.set(t);
+                }
+            });
+            running.await();
+            sleep(20);
+            long start = System.nanoTime();
+            vm.close();
+            vcpuThread.join(5000);
+            assertFalse(vcpuThread.isAlive(), "the vCPU thread left run()");
+            assertTrue(System.nanoTime() - start < 1_000_000_000L, "promptly");
+            HvException stopped = assertInstanceOf(HvException.class, outcome.get());
+            assertTrue(stopped.getMessage().contains("closed"), stopped.getMessage());
+            assertTrue(vm.vcpus().isEmpty());
+        } finally {
+            vm.close();
+        }
+    }
+
     static void sleep(long millis) {
         try {
             Thread.sleep(millis);

@@ -53,7 +53,7 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
 
     private static final Object LOCK = new Object();
     /** The process's VM, or null. */
-    private static VirtualMachine vm;
+    private static volatile VirtualMachine vm;
     /** vCPUs by id; replaced, never changed in place, so lookups need no lock. */
     private static volatile Vcpu[] vcpus = new Vcpu[0];
     private static final Set<Integer> nativeMsrs = new HashSet<>();
