@@ -12,5 +12,6 @@ module dev.jhv {
 
     // The command-line tool; the library itself needs nothing but the JDK.
     requires static info.picocli;
+    requires static jdk.management;
     opens dev.jhv.cli to info.picocli;
 }

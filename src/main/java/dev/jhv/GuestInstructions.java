@@ -19,6 +19,28 @@ final class GuestInstructions {
     record PortInstruction(int length, boolean string, boolean rep, boolean immediate, int addressSizeCode,
                            int segmentPrefix) {
         static final PortInstruction UNKNOWN = new PortInstruction(0, false, false, false, 0, 0);
+        private static final java.util.concurrent.ConcurrentHashMap<PortInstruction, PortInstruction> CANONICAL =
+                new java.util.concurrent.ConcurrentHashMap<>();
+        private static final PortInstruction[] SIMPLE = new PortInstruction[64];
+
+        /**
+         * The canonical instance: a port-I/O exit happens often and its description takes few
+         * values, so the common non-string forms are shared instead of allocated per exit.
+         */
+        static PortInstruction of(int length, boolean string, boolean rep, boolean immediate, int addressSizeCode,
+                                  int segmentPrefix) {
+            if (!string && length < 16) {
+                int index = length << 1 | (immediate ? 1 : 0);
+                PortInstruction cached = SIMPLE[index];
+                if (cached == null) {
+                    cached = new PortInstruction(length, false, false, immediate, 0, 0);
+                    SIMPLE[index] = cached;
+                }
+                return cached;
+            }
+            PortInstruction candidate = new PortInstruction(length, string, rep, immediate, addressSizeCode, segmentPrefix);
+            return CANONICAL.computeIfAbsent(candidate, key -> key);
+        }
 
         /** The address-size mask of the string registers. */
         long addressMask() {
@@ -112,7 +134,7 @@ final class GuestInstructions {
         }
         boolean rep = string && instruction.hasPrefix(InstructionDecoder.PREFIX_REP | InstructionDecoder.PREFIX_REPNE);
         int addressSizeCode = instruction.addressSize() == 2 ? 0 : instruction.addressSize() == 4 ? 1 : 2;
-        return new PortInstruction(instruction.length(), string, rep, immediate, addressSizeCode,
+        return PortInstruction.of(instruction.length(), string, rep, immediate, addressSizeCode,
                 instruction.segmentPrefix());
     }
 
@@ -121,20 +143,23 @@ final class GuestInstructions {
      * element, with RSI already past the element sent. Null when the instruction at RIP is not that.
      */
     PortInstruction stringOutAt(long rip, VmExit.PortIo io) {
+        if (!outsAt(codeAddress(rip))) {
+            return null;
+        }
         PortInstruction port = portInstructionAt(rip, io);
         if (!port.string()) {
             return null;
         }
         long direction = (vcpu.get(Register.RFLAGS) & 1L << 10) != 0 ? -1 : 1;
         long source = (vcpu.get(Register.RSI) - direction * io.size()) & port.addressMask();
-        SegmentRegister segment = SegmentRegister.values()[switch (port.segmentCode()) {
-            case 0 -> SegmentRegister.ES.ordinal();
-            case 1 -> SegmentRegister.CS.ordinal();
-            case 2 -> SegmentRegister.SS.ordinal();
-            case 4 -> SegmentRegister.FS.ordinal();
-            case 5 -> SegmentRegister.GS.ordinal();
-            default -> SegmentRegister.DS.ordinal();
-        }];
+        SegmentRegister segment = switch (port.segmentCode()) {
+            case 0 -> SegmentRegister.ES;
+            case 1 -> SegmentRegister.CS;
+            case 2 -> SegmentRegister.SS;
+            case 4 -> SegmentRegister.FS;
+            case 5 -> SegmentRegister.GS;
+            default -> SegmentRegister.DS;
+        };
         long linear = vcpu.segmentBase(segment) + source;
         cachedPage = -1;
         long value = 0;
@@ -146,6 +171,24 @@ final class GuestInstructions {
             value = value << 8 | b;
         }
         return value == io.value() ? port : null;
+    }
+
+    /** Whether OUTS (6E/6F), after any prefixes, starts at {@code linear}: a check that decodes nothing. */
+    private boolean outsAt(long linear) {
+        cachedPage = -1;
+        for (int i = 0; i < MAX_LENGTH; i++) {
+            int b = readByte(linear + i);
+            switch (b) {
+                case 0x6e, 0x6f -> {
+                    return true;
+                }
+                case 0xf2, 0xf3, 0x66, 0x67, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65 -> { }
+                default -> {
+                    return false;
+                }
+            }
+        }
+        return false;
     }
 
     /** Copies guest-linear memory into {@code into}; false if some byte is not readable. */

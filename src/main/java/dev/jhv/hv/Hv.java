@@ -68,13 +68,18 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
         try {
             call.run();
             return HV_SUCCESS;
-        } catch (HvException e) {
-            return e.code().code();
-        } catch (IllegalStateException e) {
-            return HV_BAD_ARGUMENT;   // e.g. memory whose arena is gone
         } catch (RuntimeException e) {
-            return HV_ERROR;          // a kernel call failed in a way no hv_return_t describes better
+            return code(e);
         }
+    }
+
+    /** The hv_return_t for a failure. */
+    private static int code(RuntimeException failure) {
+        return switch (failure) {
+            case HvException e -> e.code().code();
+            case IllegalStateException e -> HV_BAD_ARGUMENT;   // e.g. memory whose arena is gone
+            default -> HV_ERROR;   // a kernel call failed in a way no hv_return_t describes better
+        };
     }
 
     private static VirtualMachine requireVm() {
@@ -313,14 +318,23 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     // ---------------------------------------------------------------- registers, FP state, MSRs
 
     public static int hv_vcpu_read_register(int vcpu, int reg, long[] value) {
-        return call(() -> {
+        // The calls made after every exit avoid call(): a capturing lambda would allocate each time.
+        try {
             requireOut(value);
             value[0] = lookup(vcpu).get(register(reg));
-        });
+            return HV_SUCCESS;
+        } catch (RuntimeException e) {
+            return code(e);
+        }
     }
 
     public static int hv_vcpu_write_register(int vcpu, int reg, long value) {
-        return call(() -> lookup(vcpu).set(register(reg), value));
+        try {
+            lookup(vcpu).set(register(reg), value);
+            return HV_SUCCESS;
+        } catch (RuntimeException e) {
+            return code(e);
+        }
     }
 
     private static Register register(int id) {
@@ -420,7 +434,12 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
      * cannot go on (an instruction its emulator refuses, for example).
      */
     public static int hv_vcpu_run_until(int vcpu, long deadline) {
-        return call(() -> lookup(vcpu).runVmx(deadline < 0 ? Long.MAX_VALUE : deadline));
+        try {
+            lookup(vcpu).runVmx(deadline < 0 ? Long.MAX_VALUE : deadline);
+            return HV_SUCCESS;
+        } catch (RuntimeException e) {
+            return code(e);
+        }
     }
 
     /**
@@ -482,14 +501,22 @@ public final class Hv implements HvConstants, VmcsFields, VmxExitReasons, VmxCon
     // ---------------------------------------------------------------- VMCS
 
     public static int hv_vmx_vcpu_read_vmcs(int vcpu, int field, long[] value) {
-        return call(() -> {
+        try {
             requireOut(value);
             value[0] = lookup(vcpu).readVmcs(field);
-        });
+            return HV_SUCCESS;
+        } catch (RuntimeException e) {
+            return code(e);
+        }
     }
 
     public static int hv_vmx_vcpu_write_vmcs(int vcpu, int field, long value) {
-        return call(() -> lookup(vcpu).writeVmcs(field, value));
+        try {
+            lookup(vcpu).writeVmcs(field, value);
+            return HV_SUCCESS;
+        } catch (RuntimeException e) {
+            return code(e);
+        }
     }
 
     public static int hv_vmx_vcpu_get_cap_write_vmcs(int vcpu, int field, long[] allowed0, long[] allowed1) {

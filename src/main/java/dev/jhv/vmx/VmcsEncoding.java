@@ -11,12 +11,15 @@ public final class VmcsEncoding {
     /** Number of distinct (width, type, index) triples: the size of a dense per-field table. */
     public static final int TABLE_SIZE = 4 * 4 * 512;
 
+    private static final Width[] WIDTHS = Width.values();
+    private static final Type[] TYPES = Type.values();
+
     public static Width width(int field) {
-        return Width.values()[field >> 13 & 3];
+        return WIDTHS[field >> 13 & 3];
     }
 
     public static Type type(int field) {
-        return Type.values()[field >> 10 & 3];
+        return TYPES[field >> 10 & 3];
     }
 
     /** True for encodings Apple uses: full-field access (bit 0 clear), no bits above 14. */

@@ -1,0 +1,65 @@
+# The guest of 'jhv bench' and of its C reference (bench/native/kvmbench.c): loops that exit as
+# fast as the guest can, in the modes the benchmarks compare. Loaded at guest-physical 0; the
+# host sets the registers (long mode through CR0/CR3/CR4/EFER, the GDT, TR and segments).
+        .code16
+        .text
+        .equ    MMIO, 0x10000000         # no memory there: every store exits
+        .equ    PML4, 0x3000
+        .equ    PDPT, 0x4000
+        .equ    PD, 0x5000
+        .equ    KERNEL_STACK_TOP, 0x7000
+        .equ    USER_STACK_TOP, 0x8000
+image_base:
+
+        .org 0x1000
+# Real mode (emulated on hosts without VT-x/AMD-V): one OUT per iteration.
+out_loop16:
+        out     %al, $0x10
+        jmp     out_loop16
+
+        .code64
+# Long mode, ring 3 (native wherever KVM can run guest user code): one MMIO store per iteration.
+mmio_loop:
+        mov     %rax, MMIO
+        jmp     mmio_loop
+
+# Long mode, ring 3: count down RCX, then report through MMIO; the compute benchmark.
+count_loop:
+1:      dec     %rcx
+        jnz     1b
+        mov     %rax, MMIO
+        jmp     count_loop
+
+        .balign 8
+gdt:
+        .quad   0
+        .quad   0x00af9b000000ffff      # 0x08 ring-0 code, 64-bit
+        .quad   0x00cf93000000ffff      # 0x10 ring-0 data
+        .quad   0x00cffb000000ffff      # 0x18 ring-3 code, 32-bit
+        .quad   0x00cff3000000ffff      # 0x20 ring-3 data
+        .quad   0x00affb000000ffff      # 0x28 ring-3 code, 64-bit
+        .word   tss_end - tss - 1       # 0x30 TSS
+        .word   tss - image_base
+        .byte   0, 0x89, 0, 0
+        .long   0, 0
+gdt_end:
+
+tss:
+        .long   0
+        .quad   KERNEL_STACK_TOP
+        .quad   0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        .quad   0
+        .word   0, tss_end - tss
+tss_end:
+
+        .org PML4
+        .quad   PDPT + 7
+        .org PDPT
+        .quad   PD + 7
+        .org PD
+        .set    page, 0
+        .rept   512
+        .quad   (page << 21) + 0x87
+        .set    page, page + 1
+        .endr
+        .org 0x8000
