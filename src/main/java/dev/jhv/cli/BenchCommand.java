@@ -60,7 +60,7 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, Long> symbols = symbols(new String(resource("bench.sym"), StandardCharsets.US_ASCII));
         Benchmarks java = new Benchmarks(image, symbols);
         NativeReference c = NativeReference.prepare(image, symbols, nativeSource);
-        System.out.println("jhv bench: " + support.reason() + ", " + Runtime.version() + ", " + rounds
+        System.out.println("jhv bench: " + support.reason() + ", " + cpuModel() + ", Java " + Runtime.version() + ", " + rounds
                 + " rounds per side" + (c == null ? "; no C reference (gcc or the source missing)" : ""));
 
         List<Row> rows = new ArrayList<>();
@@ -132,7 +132,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void write(List<Row> rows, Hypervisor.Support support) throws IOException {
-        StringBuilder out = new StringBuilder("{\n  \"host\": \"" + support.reason() + "\",\n  \"java\": \""
+        StringBuilder out = new StringBuilder("{\n  \"host\": \"" + support.reason() + "\",\n  \"cpu\": \""
+                + cpuModel() + "\",\n  \"java\": \""
                 + Runtime.version() + "\",\n  \"rows\": [\n");
         for (int i = 0; i < rows.size(); i++) {
             Row row = rows.get(i);
@@ -146,6 +147,20 @@ final class BenchCommand implements Callable<Integer> {
         Files.createDirectories(json.toAbsolutePath().getParent());
         Files.writeString(json, out.toString());
         System.out.println("\nresults: " + json);
+    }
+
+    /** The host CPU, as /proc/cpuinfo names it. */
+    private static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) {
+                    return line.substring(line.indexOf(':') + 1).trim() + " x" + Runtime.getRuntime().availableProcessors();
+                }
+            }
+        } catch (IOException e) {
+            // no cpuinfo: say so below
+        }
+        return "unknown CPU";
     }
 
     private static byte[] resource(String name) {
