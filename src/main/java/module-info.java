@@ -14,4 +14,5 @@ module dev.jhv {
     requires static info.picocli;
     requires static jdk.management;
     opens dev.jhv.cli to info.picocli;
+    opens dev.jhv.cli.machine to info.picocli;
 }
