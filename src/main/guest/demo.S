@@ -94,6 +94,7 @@ user_main:
         rep stosb
         mov     $2, %rbx                # candidate
         xor     %r12, %r12              # primes found
+        xor     %r13, %r13              # inner-loop iterations, for the host's instruction count
 sieve_next:
         cmp     $LIMIT, %rbx
         jae     sieve_done
@@ -105,6 +106,7 @@ sieve_next:
         cmp     $LIMIT, %rax
         jae     sieve_skip
 1:      movb    $1, SIEVE(%rax)
+        inc     %r13
         add     %rbx, %rax
         cmp     $LIMIT, %rax
         jb      1b
@@ -113,6 +115,7 @@ sieve_skip:
         jmp     sieve_next
 sieve_done:
         mov     %r12, REPORT            # tell the host: number of primes
+        mov     %r13, REPORT            # and how often the inner loop ran
         lea     waiting(%rip), %rsi
         call    print64
         mov     DEVICE_ID, %rax         # MMIO read: the host's device answers
