@@ -68,7 +68,9 @@ final class RunCommand implements Callable<Integer> {
         PrintStream console = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true);
         try (Machine machine = new Machine(ramBytes, commandLine, console, System.in, trace ? System.err : null)) {
             if (mode == null) {
-                machine.bootMultiboot(bytes, commandLine, moduleBytes, moduleNames);
+                // As GRUB and QEMU do, the kernel's own path comes first in its command line.
+                String kernelLine = commandLine.isEmpty() ? image.toString() : image + " " + commandLine;
+                machine.bootMultiboot(bytes, kernelLine, moduleBytes, moduleNames);
             } else {
                 long loadAddress = load != null ? number(load) : mode == Machine.Mode.REAL ? 0x7c00 : 0x100000;
                 machine.bootFlat(bytes, loadAddress, entry != null ? number(entry) : loadAddress, mode);

@@ -49,18 +49,19 @@ class RunCommandTest {
     void multibootKernelSeesItsCommandLineMemoryModulesAndFwCfg(@TempDir Path directory) throws Exception {
         Path module = directory.resolve("initrd.txt");
         Files.writeString(module, "module contents\nsecond line\n");
-        Outcome outcome = jhvRun(List.of(kernel("mbtest.elf"), "--mem", "64M", "--cmdline", "console=ttyS0 quiet",
+        String kernel = kernel("mbtest.elf");
+        Outcome outcome = jhvRun(List.of(kernel, "--mem", "64M", "--cmdline", "console=ttyS0 quiet",
                 "--module", module + " initrd-arg"));
         assertEquals(85, outcome.status(), "isa-debug-exit with 42: " + outcome.stderr());
         assertEquals("""
                 mbtest: hello from protected mode
-                cmdline: console=ttyS0 quiet
+                cmdline: %s console=ttyS0 quiet
                 mem_upper KiB: 64512
                 mmap entries: 4
                 modules: 1 %s initrd-arg: module contents
                 fw_cfg: QEMU 64 MiB
                 mbtest: exit 42
-                """.formatted(module), outcome.stdout());
+                """.formatted(kernel, module), outcome.stdout());
     }
 
     @Test
