@@ -22,6 +22,10 @@ class RunCommandTest {
 
     /** Runs {@code jhv run ARGS} in a new JVM, with the classes this build made. */
     static Outcome jhvRun(List<String> arguments) throws Exception {
+        return jhvRun(arguments, "");
+    }
+
+    static Process start(List<String> arguments) throws Exception {
         List<String> classPath = new ArrayList<>(List.of(Path.of("target/classes").toAbsolutePath().toString()));
         for (String entry : System.getProperty("jdk.module.path", "").split(File.pathSeparator)) {
             if (entry.contains("picocli")) {
@@ -32,7 +36,13 @@ class RunCommandTest {
                 "--enable-native-access=ALL-UNNAMED", "-cp", String.join(File.pathSeparator, classPath),
                 Main.class.getName(), "run"));
         command.addAll(arguments);
-        Process process = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE).start();
+        return new ProcessBuilder(command).start();
+    }
+
+    /** Runs {@code jhv run ARGS} with {@code input} on its standard input. */
+    static Outcome jhvRun(List<String> arguments, String input) throws Exception {
+        Process process = start(arguments);
+        process.getOutputStream().write(input.getBytes(StandardCharsets.UTF_8));
         process.getOutputStream().close();
         byte[] out = process.getInputStream().readAllBytes();
         byte[] err = process.getErrorStream().readAllBytes();
@@ -81,6 +91,24 @@ class RunCommandTest {
         assertEquals("L", outcome.stdout(), outcome.stderr());
         assertEquals((0xb0 << 1 | 1) & 0xff, outcome.status(),
                 "exit code 0xb0, the image's first byte read back from memory (a process status keeps 8 bits)");
+    }
+
+    @Test
+    void elf64KernelReadsTheSerialInputAndTheTimer() throws Exception {
+        Outcome outcome = jhvRun(List.of(kernel("echo64.elf")), "x");
+        assertEquals("echo64: X\n", outcome.stdout(), outcome.stderr());
+        assertEquals(15, outcome.status(), "code 7: the PIT counter moved");
+    }
+
+    @Test
+    void ctrlCStopsTheGuestCleanly(@TempDir Path directory) throws Exception {
+        Path spin = directory.resolve("spin.bin");
+        Files.write(spin, bytes(0xeb, 0xfe));   // jmp $
+        Process process = start(List.of(spin.toString(), "--mode", "REAL"));
+        Thread.sleep(1500);   // the JVM is up and the guest spinning
+        new ProcessBuilder("kill", "-INT", Long.toString(process.pid())).start().waitFor();
+        assertTrue(process.waitFor(30, TimeUnit.SECONDS), "stopped");
+        assertEquals(130, process.exitValue());
     }
 
     @Test
