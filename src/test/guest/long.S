@@ -151,6 +151,27 @@ k_cpuid:
         out     %eax, $0x10
         hlt
 
+# 10000 bytes from [RSI] to port 0xe9 with REP OUTSB: one exit per byte on KVM.
+k_rep_outs:
+        mov     $10000, %rcx
+        mov     $0xe9, %dx
+        cld
+        rep outsb
+        hlt
+
+# 4096 bytes from [RSI] to MMIO_BASE with REP MOVSB: one exit per byte on KVM.
+k_rep_movs:
+        mov     $4096, %rcx
+        mov     $MMIO_BASE, %rdi
+        cld
+        rep movsb
+        hlt
+
+# POPCNT, which some hosts' ring-0 emulators refuse.
+k_popcnt:
+        popcnt  %rax, %rbx
+        hlt
+
 # Invalid opcode: with the IDT in place, the #UD handler reports vector 6; without, triple fault.
 k_ud2:
         ud2
@@ -214,6 +235,28 @@ u_out:
         out     %al, $0xe9
         in      $0xe9, %al
         mov     %rax, MMIO_BASE
+1:      jmp     1b
+
+# Read one qword every RDX bytes from RDI up to RSI; then report how many reads were made.
+u_scan:
+        xor     %rcx, %rcx
+1:      mov     (%rdi), %rax
+        inc     %rcx
+        add     %rdx, %rdi
+        cmp     %rsi, %rdi
+        jb      1b
+        mov     %rcx, MMIO_BASE + 8
+2:      jmp     2b
+
+# Every store size to MMIO: 1, 2, 4, 8 bytes, then 16 (MOVDQU).
+u_sizes:
+        mov     $0x1122334455667788, %rax
+        movb    %al, MMIO_BASE
+        movw    %ax, MMIO_BASE
+        movl    %eax, MMIO_BASE
+        movq    %rax, MMIO_BASE
+        movq    %rax, %xmm0
+        movdqu  %xmm0, MMIO_BASE
 1:      jmp     1b
 
 # A breakpoint in ring 3.

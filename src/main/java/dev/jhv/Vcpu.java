@@ -828,14 +828,21 @@ public final class Vcpu implements AutoCloseable {
     }
 
     /**
-     * Delivers external interrupt {@code vector} at the next entry. KVM does not check the guest's
-     * IF flag here: call it only when {@link #readyForInterrupt()} says so, or after an
-     * {@link VmExit.InterruptWindow} exit.
+     * Delivers external interrupt {@code vector} at the next entry. Only when the guest can take
+     * one ({@link #readyForInterrupt()}, as of the last exit): KVM itself would deliver it even
+     * with interrupts disabled, which no real CPU does. Otherwise ask for an
+     * {@link VmExit.InterruptWindow} exit with {@link #requestInterruptWindow} and inject then.
+     *
+     * @throws HvException {@link HvReturn#BUSY} when the guest cannot take an interrupt now
      */
     public void injectInterrupt(int vector) {
         checkOwnerAndUsable();
         if (vector < 0 || vector > 255) {
             throw HvException.badArgument("interrupt vector " + vector + " is not 0-255");
+        }
+        if (run.get(JAVA_BYTE, RunStructure.READY_FOR_INTERRUPT) == 0) {
+            throw new HvException(HvReturn.BUSY, "vCPU " + id + " cannot take an interrupt now (RFLAGS.IF clear or"
+                    + " an interrupt shadow): request an interrupt window and inject at that exit");
         }
         kvm.interrupt(vector);
     }

@@ -157,6 +157,7 @@ class BadInputTest {
             fails(HvReturn.BAD_ARGUMENT, "4096 bytes", () -> f.vcpu.readFpState(MemorySegment.ofArray(new byte[512])));
             fails(HvReturn.BAD_ARGUMENT, "not supported", () -> f.vcpu.readMsr(0x12345678));
             fails(HvReturn.BAD_ARGUMENT, "0-255", () -> f.vcpu.injectInterrupt(256));
+            fails(HvReturn.BUSY, "cannot take an interrupt", () -> f.vcpu.injectInterrupt(0x20));   // IF is clear
             Register invalid = Register.ofId(Register.values().length);
             assertNull(invalid, "no register has id 51 (HV_X86_REGISTERS_MAX)");
             f.vcpu.set(Register.RDI, 3);
