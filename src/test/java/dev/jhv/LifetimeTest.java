@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Nothing stays behind when VMs come and go, and access to /dev/kvm is checked with a useful answer. */
 class LifetimeTest {
-    private static final int CYCLES = 2000;
+    private static final int CYCLES = Integer.getInteger("jhv.soak.cycles", 10_000);
 
     @Test
     @RequiresKvm
@@ -25,16 +25,23 @@ class LifetimeTest {
         cycle(guest);   // the first cycle loads classes and creates the per-thread buffers
         long descriptors = count(Path.of("/proc/self/fd"));
         long mappings = Files.readAllLines(Path.of("/proc/self/maps")).size();
+        System.gc();
+        long rss = residentKib();
         for (int i = 0; i < CYCLES; i++) {
             cycle(guest);
         }
+        System.gc();   // the Java heap is not what is measured: give back what garbage it holds
         long descriptorsAfter = count(Path.of("/proc/self/fd"));
         long mappingsAfter = Files.readAllLines(Path.of("/proc/self/maps")).size();
-        System.out.printf("%d cycles: descriptors %d -> %d, mappings %d -> %d%n", CYCLES, descriptors,
-                descriptorsAfter, mappings, mappingsAfter);
+        long rssAfter = residentKib();
+        System.out.printf("%d cycles: descriptors %d -> %d, mappings %d -> %d, resident %d -> %d KiB%n", CYCLES,
+                descriptors, descriptorsAfter, mappings, mappingsAfter, rss, rssAfter);
         assertEquals(descriptors, descriptorsAfter, "file descriptors");
         assertTrue(mappingsAfter - mappings < 20, "mappings stay flat (the JVM's own may move a little): "
                 + mappings + " -> " + mappingsAfter);
+        // Each cycle maps 4 MiB of guest RAM and touches part of it: had those pages stayed, 10,000
+        // cycles would hold gigabytes. What may move is the JVM's own (code cache, heap sizing).
+        assertTrue(rssAfter - rss < 64 * 1024, "resident memory stays flat: " + rss + " -> " + rssAfter + " KiB");
     }
 
     private static void cycle(TestGuest guest) {
@@ -46,6 +53,37 @@ class LifetimeTest {
             vcpu.set(Register.RDI, 3);
             assertEquals(6, assertInstanceOf(VmExit.Mmio.class, vcpu.run()).value());
         }
+    }
+
+    private static long residentKib() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IllegalStateException("no VmRSS in /proc/self/status");
+    }
+
+    @Test
+    @RequiresKvm
+    void aVcpuWhoseThreadDiedIsReclaimedWithItsVm() throws Exception {
+        TestGuest guest = TestGuest.load("long");
+        long descriptors = count(Path.of("/proc/self/fd"));
+        try (VirtualMachine vm = VirtualMachine.create(); GuestMemory ram = GuestMemory.allocate(Fixture.RAM_BYTES)) {
+            guest.loadInto(ram.segment());
+            vm.map(0, ram, Protection.ALL);
+            Thread owner = Thread.ofPlatform().start(() -> {
+                Vcpu vcpu = vm.createVcpu();   // and the thread ends without destroying it
+                LongMode.ring3(vcpu, guest, "u_sum");
+                vcpu.set(Register.RDI, 3);
+                vcpu.run();
+            });
+            owner.join();
+            Vcpu orphan = vm.vcpus().getFirst();
+            orphan.interrupt();   // its thread is gone: the kick finds nobody, harmlessly
+            assertTrue(count(Path.of("/proc/self/fd")) > descriptors, "the vCPU's descriptor is still open");
+        }
+        assertEquals(descriptors, count(Path.of("/proc/self/fd")), "closing the VM freed the orphaned vCPU");
     }
 
     private static long count(Path directory) throws IOException {
