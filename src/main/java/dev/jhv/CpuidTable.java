@@ -5,7 +5,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
-import dev.jhv.internal.kvm.Kvm;
 import dev.jhv.internal.kvm.KvmVcpu;
 
 import static dev.jhv.internal.kvm.KvmStructs.KVM_CPUID2;
@@ -57,8 +56,8 @@ public final class CpuidTable {
         static final CpuidTable TABLE = load();
 
         private static CpuidTable load() {
-            try (Kvm kvm = Hypervisor.openKvm(); Arena arena = Arena.ofConfined()) {
-                return fromKvm(kvm.supportedCpuid(arena));
+            try (Arena arena = Arena.ofConfined()) {
+                return fromKvm(Hypervisor.system().supportedCpuid(arena));
             }
         }
     }

@@ -108,13 +108,34 @@ public final class Hypervisor {
         }
     }
 
+    private static volatile Kvm system;
+
+    /**
+     * The process's {@code /dev/kvm}, opened and checked once on first use and kept open, as a
+     * VMM keeps it: every VM is created through it. A failed open is not remembered, so the next
+     * call tries again (after, say, the user was given access).
+     */
+    static Kvm system() {
+        Kvm current = system;
+        if (current == null) {
+            synchronized (Hypervisor.class) {
+                current = system;
+                if (current == null) {
+                    current = openKvm();
+                    system = current;
+                }
+            }
+        }
+        return current;
+    }
+
     private static final int[] REQUIRED_CAPABILITIES = {KvmCaps.USER_MEMORY, KvmCaps.SYNC_REGS,
         KvmCaps.IMMEDIATE_EXIT, KvmCaps.VCPU_EVENTS, KvmCaps.XSAVE, KvmCaps.XCRS, KvmCaps.DEBUGREGS,
         KvmCaps.READONLY_MEM};
 
     /** The host TSC frequency KVM gives guests, in kHz. */
     public static long tscFrequencyKhz() {
-        try (Kvm kvm = openKvm(); var vm = kvm.createVm()) {
+        try (var vm = system().createVm()) {
             return vm.tscKhz();
         }
     }
@@ -124,9 +145,7 @@ public final class Hypervisor {
      * if KVM does not report that MSR.
      */
     public static long featureMsr(int index) {
-        try (Kvm kvm = openKvm()) {
-            return kvm.featureMsr(index);
-        }
+        return system().featureMsr(index);
     }
 
     /** The backend module that is loaded, from {@code /sys/module}. */

@@ -5,7 +5,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 
-import dev.jhv.internal.kvm.Kvm;
 import dev.jhv.internal.kvm.KvmCaps;
 import dev.jhv.internal.kvm.KvmVcpu;
 import dev.jhv.internal.kvm.KvmVm;
@@ -39,7 +38,6 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     private final Options options;
-    private final Kvm kvm;
     private final KvmVm vm;
     private final GuestPhysicalMap memory;
     private final int maxVcpus;
@@ -48,9 +46,8 @@ public final class VirtualMachine implements AutoCloseable {
     private int nextKvmId;
     private volatile boolean closed;
 
-    private VirtualMachine(Kvm kvm, KvmVm vm, Options options) {
+    private VirtualMachine(KvmVm vm, Options options) {
         this.options = options;
-        this.kvm = kvm;
         this.vm = vm;
         int slots = vm.checkExtension(KvmCaps.NR_MEMSLOTS);
         this.memory = new GuestPhysicalMap(vm, slots);
@@ -79,20 +76,16 @@ public final class VirtualMachine implements AutoCloseable {
      *                     when the kernel refuses another VM
      */
     public static VirtualMachine create(Options options) {
-        Kvm kvm = Hypervisor.openKvm();
+        KvmVm vm;
         try {
-            KvmVm vm = kvm.createVm();
-            try {
-                return new VirtualMachine(kvm, vm, options);
-            } catch (RuntimeException e) {
-                vm.close();
-                throw e;
-            }
+            vm = Hypervisor.system().createVm();
         } catch (SyscallException e) {
-            kvm.close();
             throw new HvException(HvReturn.NO_RESOURCES, "KVM could not create a VM: " + e.getMessage(), e);
+        }
+        try {
+            return new VirtualMachine(vm, options);
         } catch (RuntimeException e) {
-            kvm.close();
+            vm.close();
             throw e;
         }
     }
@@ -317,10 +310,9 @@ public final class VirtualMachine implements AutoCloseable {
             release(vcpu);
         }
         try {
-            memory.clear();
-        } finally {
             vm.close();
-            kvm.close();
+        } finally {
+            memory.releaseAfterVmClosed();
         }
     }
 

@@ -72,7 +72,7 @@ final class BenchCommand implements Callable<Integer> {
                 () -> java.mmioExits(5_000), c == null ? null : () -> c.run("mmio3", 5_000)));
         rows.add(pair("exit round trip: MMIO, ring 3, hv_* facade", "µs", 1e-3,
                 () -> java.facadeMmioExits(5_000), c == null ? null : () -> c.run("mmio3", 5_000)));
-        rows.add(pair("VM + 2 MiB + vCPU to the first exit", "µs", 1e-3,
+        rows.add(pair("VM + 2 MiB + vCPU (CPUID, FP, signals) to the first exit", "µs", 1e-3,
                 () -> java.creation(50), c == null ? null : () -> c.run("create", 50)));
         rows.add(pair("dec/jnz iteration: guest ring 3 (Java col.) vs host (C col.)", "ns", 1,
                 () -> java.compute(1_000_000_000L), c == null ? null : () -> c.hostLoop(1_000_000_000L)));
