@@ -6,7 +6,8 @@
  *
  * TEST is out16 (OUT exits, real mode), mmio3 (MMIO exits, long-mode ring 3), create (VM, 2 MiB of
  * memory and a vCPU set up as a careful VMM does, with the CPUID table, the power-on FP state, the
- * run-time signal mask and the MSR-exit capabilities, up to the first exit), or compute (COUNT iterations of dec/jnz in ring 3,
+ * run-time signal mask and the MSR-exit capabilities, up to the first exit), map1g (make a 1 GiB slot,
+ * make it read-only, writable again, remove it: "map_ns", "protect_ns", "unmap_ns"), or compute (COUNT iterations of dec/jnz in ring 3,
  * and the same loop on the host). Prints "ns_per_op VALUE", and for compute "host_ns_per_op VALUE".
  */
 #define _GNU_SOURCE
@@ -165,6 +166,33 @@ int main(int argc, char **argv) {
             machine_destroy(&m);
         }
         printf("ns_per_op %.1f\n", (double)(now_ns() - start) / count);
+        return 0;
+    }
+    if (!strcmp(test, "map1g")) {
+        int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+        CHECK(vm);
+        size_t size = 1ul << 30;
+        void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (memory == MAP_FAILED) { perror("mmap"); return 1; }
+        uint64_t map = 0, protect = 0, unmap = 0;
+        for (long i = 0; i < count; i++) {
+            struct kvm_userspace_memory_region r = {.slot = 0, .guest_phys_addr = 0, .memory_size = size,
+                                                    .userspace_addr = (uint64_t)memory};
+            uint64_t t0 = now_ns();
+            CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r));
+            uint64_t t1 = now_ns();
+            r.memory_size = 0;                       /* read-only: delete, then add with the flag */
+            CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r));
+            r.memory_size = size; r.flags = KVM_MEM_READONLY;
+            CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r));
+            uint64_t t2 = now_ns();
+            r.memory_size = 0; r.flags = 0;
+            CHECK(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r));
+            uint64_t t3 = now_ns();
+            map += t1 - t0; protect += t2 - t1; unmap += t3 - t2;
+        }
+        printf("map_ns %.1f\nprotect_ns %.1f\nunmap_ns %.1f\n", (double)map / count, (double)protect / count,
+               (double)unmap / count);
         return 0;
     }
     machine_create(kvm, &m);

@@ -30,6 +30,15 @@ count_loop:
         mov     %rax, MMIO
         jmp     count_loop
 
+# Long mode, ring 3: write a byte into every 4 KiB page from RDI up to RSI, then report.
+touch_loop:
+1:      movb    %al, (%rdi)
+        add     $4096, %rdi
+        cmp     %rsi, %rdi
+        jb      1b
+        mov     %rax, MMIO
+2:      jmp     2b
+
         .balign 8
 gdt:
         .quad   0

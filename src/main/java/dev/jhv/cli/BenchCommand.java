@@ -39,7 +39,7 @@ final class BenchCommand implements Callable<Integer> {
     Path nativeSource;
 
     /** One row of the table. */
-    record Row(String metric, String unit, double[] java, double[] c, double bytesPerOp) {
+    record Row(String metric, String unit, double[] java, double[] c, double bytesPerOp, double ioctlsPerOp) {
         double javaMedian() {
             return median(java);
         }
@@ -77,6 +77,15 @@ final class BenchCommand implements Callable<Integer> {
         rows.add(pair("dec/jnz iteration: guest ring 3 (Java col.) vs host (C col.)", "ns", 1,
                 () -> java.compute(1_000_000_000L), c == null ? null : () -> c.hostLoop(1_000_000_000L)));
         rows.add(pair("register read after an exit (RAX)", "ns", 1, () -> java.registerReads(10_000_000), null));
+        String[] mapMetrics = {"map 1 GiB (one slot)", "protect 1 GiB read-only (slot re-made)", "unmap 1 GiB"};
+        for (int i = 0; i < mapMetrics.length; i++) {
+            int index = i;
+            rows.add(pair(mapMetrics[i], "µs", 1e-3, () -> new Benchmarks.Sample(java.mapProtectUnmap(20)[index]),
+                    c == null ? null : () -> c.values("map1g", 20).get(new String[] {"map_ns", "protect_ns", "unmap_ns"}[index])));
+        }
+        rows.add(pair("first guest write per 4 KiB page, 4 KiB host pages", "ns", 1, () -> java.firstTouch(false), null));
+        rows.add(pair("first guest write per 4 KiB page, transparent huge pages", "ns", 1, () -> java.firstTouch(true),
+                null));
         rows.add(pair("VMCS read (exit reason), hv_* facade", "ns", 1, () -> java.vmcsReads(5_000_000), null));
         rows.add(pair("kick: interrupt() to run() returning, ring 3", "µs", 1e-3, () -> java.kicks(100), null));
 
@@ -91,30 +100,33 @@ final class BenchCommand implements Callable<Integer> {
         double[] javaSamples = new double[rounds];
         double[] cSamples = cSide == null ? null : new double[rounds];
         double bytes = 0;
+        double ioctls = Double.NaN;
         for (int i = 0; i < rounds; i++) {
             Benchmarks.Sample sample = javaSide.get();
             javaSamples[i] = sample.nanos() * scale;
             bytes = sample.bytes();
+            ioctls = sample.ioctls();
             if (cSide != null) {
                 cSamples[i] = cSide.get() * scale;
             }
         }
         System.out.printf(Locale.ROOT, "  measured: %s%n", metric);
-        return new Row(metric, unit, javaSamples, cSamples, bytes);
+        return new Row(metric, unit, javaSamples, cSamples, bytes, ioctls);
     }
 
     private static void print(List<Row> rows) {
         System.out.println();
-        System.out.printf(Locale.ROOT, "%-50s %-4s %10s %17s %10s %17s %8s %10s%n", "metric", "unit", "Java",
-                "Java min..max", "C", "C min..max", "Java/C", "bytes/op");
+        System.out.printf(Locale.ROOT, "%-58s %-4s %10s %19s %10s %19s %7s %9s %9s%n", "metric", "unit", "Java",
+                "Java min..max", "C", "C min..max", "Java/C", "bytes/op", "ioctls/op");
         for (Row row : rows) {
             double[] j = row.java();
             double[] c = row.c();
-            System.out.printf(Locale.ROOT, "%-50s %-4s %10.3f %17s %10s %17s %8s %10.1f%n", row.metric(), row.unit(),
+            System.out.printf(Locale.ROOT, "%-58s %-4s %10.3f %19s %10s %19s %7s %9.1f %9s%n", row.metric(), row.unit(),
                     row.javaMedian(), range(j), c == null ? "-" : String.format(Locale.ROOT, "%.3f", row.cMedian()),
                     c == null ? "-" : range(c),
                     c == null ? "-" : String.format(Locale.ROOT, "%.3f", row.javaMedian() / row.cMedian()),
-                    row.bytesPerOp());
+                    row.bytesPerOp(), Double.isNaN(row.ioctlsPerOp()) ? "-"
+                            : String.format(Locale.ROOT, "%.2f", row.ioctlsPerOp()));
         }
     }
 
@@ -138,9 +150,11 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < rows.size(); i++) {
             Row row = rows.get(i);
             out.append(String.format(Locale.ROOT, "    {\"metric\": \"%s\", \"unit\": \"%s\", \"java\": %s, \"c\": %s,"
-                    + " \"java_median\": %.4f, \"c_median\": %s, \"bytes_per_op\": %.2f}%s%n", row.metric(), row.unit(),
-                    Arrays.toString(row.java()), row.c() == null ? "null" : Arrays.toString(row.c()), row.javaMedian(),
+                    + " \"java_median\": %.4f, \"c_median\": %s, \"bytes_per_op\": %.2f, \"ioctls_per_op\": %s}%s%n",
+                    row.metric(), row.unit(), Arrays.toString(row.java()),
+                    row.c() == null ? "null" : Arrays.toString(row.c()), row.javaMedian(),
                     row.c() == null ? "null" : String.format(Locale.ROOT, "%.4f", row.cMedian()), row.bytesPerOp(),
+                    Double.isNaN(row.ioctlsPerOp()) ? "null" : String.format(Locale.ROOT, "%.3f", row.ioctlsPerOp()),
                     i + 1 < rows.size() ? "," : ""));
         }
         out.append("  ]\n}\n");
@@ -245,6 +259,10 @@ final class BenchCommand implements Callable<Integer> {
 
         double run(String test, long count) {
             return execute(test, count).get("ns_per_op");
+        }
+
+        Map<String, Double> values(String test, long count) {
+            return execute(test, count);
         }
 
         /** The same dec/jnz loop run on the host, ns per iteration. */

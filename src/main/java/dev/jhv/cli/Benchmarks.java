@@ -14,6 +14,7 @@ import dev.jhv.SegmentRegister;
 import dev.jhv.Vcpu;
 import dev.jhv.VirtualMachine;
 import dev.jhv.VmExit;
+import dev.jhv.internal.linux.Libc;
 import dev.jhv.vmx.InstructionDecoder;
 
 import static dev.jhv.hv.Hv.*;
@@ -43,8 +44,12 @@ final class Benchmarks {
                 ? bean.getCurrentThreadAllocatedBytes() : 0;
     }
 
-    /** One measurement: nanoseconds per operation, and bytes allocated per operation. */
-    record Sample(double nanos, double bytes) {}
+    /** One measurement: nanoseconds, bytes allocated and ioctls made per operation. */
+    record Sample(double nanos, double bytes, double ioctls) {
+        Sample(double nanos) {
+            this(nanos, 0, Double.NaN);
+        }
+    }
 
     private interface Body {
         void run(long count);
@@ -53,10 +58,12 @@ final class Benchmarks {
     private static Sample measure(long warmup, long count, Body body) {
         body.run(warmup);
         long bytes = allocatedBytes();
+        long ioctls = Libc.ioctlsOfThisThread();
         long start = System.nanoTime();
         body.run(count);
         long elapsed = System.nanoTime() - start;
-        return new Sample((double) elapsed / count, (double) (allocatedBytes() - bytes) / count);
+        return new Sample((double) elapsed / count, (double) (allocatedBytes() - bytes) / count,
+                (double) (Libc.ioctlsOfThisThread() - ioctls) / count);
     }
 
     // ---------------------------------------------------------------- the idiomatic API
@@ -156,7 +163,7 @@ final class Benchmarks {
             vcpu.set(Register.RCX, count);
             long start = System.nanoTime();
             vcpu.run();
-            return new Sample((double) (System.nanoTime() - start) / count, 0);
+            return new Sample((double) (System.nanoTime() - start) / count);
         }
     }
 
@@ -193,7 +200,48 @@ final class Benchmarks {
                 }
             }
             java.util.Arrays.sort(latencies);
-            return new Sample(latencies[count / 2], 0);
+            return new Sample(latencies[count / 2]);
+        }
+    }
+
+    /** map, protect (read-only), unprotect and unmap of 1 GiB, in ns each: {map, protect, unmap}. */
+    double[] mapProtectUnmap(int count) {
+        long size = 1L << 30;
+        try (GuestMemory memory = GuestMemory.allocate(size); VirtualMachine vm = VirtualMachine.create()) {
+            long map = 0;
+            long protect = 0;
+            long unmap = 0;
+            for (int i = 0; i < count; i++) {
+                long t0 = System.nanoTime();
+                vm.map(0, memory, Protection.ALL);
+                long t1 = System.nanoTime();
+                vm.protect(0, size, Protection.READ_EXECUTE);
+                long t2 = System.nanoTime();
+                vm.unmap(0, size);
+                long t3 = System.nanoTime();
+                map += t1 - t0;
+                protect += t2 - t1;
+                unmap += t3 - t2;
+            }
+            return new double[] {(double) map / count, (double) protect / count, (double) unmap / count};
+        }
+    }
+
+    /** ns per 4 KiB page of the guest's first write to it, over 64 MiB, with or without huge pages. */
+    Sample firstTouch(boolean hugePages) {
+        long touched = 64L << 20;
+        long start = 16L << 20;
+        try (GuestMemory ram = GuestMemory.allocate(start + touched,
+                hugePages ? GuestMemory.Backing.ANONYMOUS_HUGE : GuestMemory.Backing.ANONYMOUS);
+             VirtualMachine vm = vm(ram); Vcpu vcpu = vm.createVcpu()) {
+            ring3(vcpu, "touch_loop");
+            vcpu.set(Register.RDI, start);
+            vcpu.set(Register.RSI, start + touched);
+            long begin = System.nanoTime();
+            if (!(vcpu.run() instanceof VmExit.Mmio)) {
+                throw new IllegalStateException("expected the report");
+            }
+            return new Sample((double) (System.nanoTime() - begin) / (touched / 4096));
         }
     }
 
