@@ -70,7 +70,12 @@ static void machine_create(int kvm, struct machine *m) {
 
 static struct kvm_cpuid2 *supported_cpuid;
 
-/* What jhv does for every VM and vCPU beyond the bare minimum, so that the comparison is fair. */
+/*
+ * What jhv does for every VM and vCPU beyond the bare minimum, so that the comparison is fair:
+ * the CPUID table, the power-on FP state, a run-time signal mask (what makes kicks possible; KVM
+ * swaps masks around every KVM_RUN), registers synchronised through kvm_run at every exit, and
+ * the MSR-exit and emulation-failure capabilities.
+ */
 static void careful_setup(int kvm, struct machine *m) {
     struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR, .args = {KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER}};
     CHECK(ioctl(m->vm, KVM_ENABLE_CAP, &cap));
@@ -196,6 +201,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     machine_create(kvm, &m);
+    careful_setup(kvm, &m);   /* as jhv runs every vCPU: registers synchronised, kicks possible */
     if (!strcmp(test, "out16")) {
         real_mode(&m, sym("out_loop16"));
         run_expect(&m, KVM_EXIT_IO);
