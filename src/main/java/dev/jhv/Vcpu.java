@@ -323,6 +323,7 @@ public final class Vcpu implements AutoCloseable {
      * written registers and drop its data).
      */
     private void settlePendingCompletion() {
+        reconcilePresentedRip();
         if (!completionPending) {
             return;
         }
@@ -425,6 +426,42 @@ public final class Vcpu implements AutoCloseable {
 
     MemorySegment runStructure() {
         return run;
+    }
+
+    private static final long RIP = RunStructure.regs("rip");
+    private static final int RIP_FIELD = (int) ((RIP - REGS) / 8);
+    private static final long NO_RIP = -1;
+    /** KVM's RIP while the client is shown another one (see {@link #presentRip}); NO_RIP if none. */
+    private long kvmRip = NO_RIP;
+
+    /**
+     * Shows the client {@code rip} where KVM has moved on past the instruction (VT-x reports an OUT
+     * at the instruction, KVM after it). Nothing is handed to KVM unless the client's RIP differs
+     * from KVM's at the next entry: a client that moves RIP past the instruction, as they all do,
+     * costs KVM no register load.
+     */
+    void presentRip(long rip) {
+        if (kvmRip == NO_RIP) {
+            kvmRip = run.get(JAVA_LONG, RIP);
+        }
+        run.set(JAVA_LONG, RIP, rip);
+    }
+
+    /** Before KVM sees the registers: hand over RIP only if it is not what KVM has already. */
+    private void reconcilePresentedRip() {
+        if (kvmRip == NO_RIP) {
+            return;
+        }
+        long dirty = run.get(JAVA_LONG, DIRTY_REGS);
+        if (run.get(JAVA_LONG, RIP) != kvmRip) {
+            writtenRegs |= 1 << RIP_FIELD;
+            markDirty(KvmCaps.SYNC_X86_REGS);
+        } else if (writtenRegs == 1 << RIP_FIELD) {
+            // Only RIP was written, and back to KVM's own value: nothing to load.
+            run.set(JAVA_LONG, DIRTY_REGS, dirty & ~KvmCaps.SYNC_X86_REGS);
+            writtenRegs = 0;
+        }
+        kvmRip = NO_RIP;
     }
 
     /** The VMX view has made KVM's state of the current instruction stale: finish it before entry. */
@@ -929,6 +966,7 @@ public final class Vcpu implements AutoCloseable {
     }
 
     private void flushDirtyState() {
+        reconcilePresentedRip();
         long dirty = run.get(JAVA_LONG, DIRTY_REGS);
         if (dirty == 0) {
             return;

@@ -582,7 +582,7 @@ final class Vmx {
             }
         }
         if (start != rip) {
-            vcpu.set(Register.RIP, start);
+            vcpu.presentRip(start);
         }
         vcpu.completionNextRip = start + instruction.length();
         pendingStringIn = null;
@@ -637,7 +637,7 @@ final class Vmx {
         long rip = vcpu.get(Register.RIP);
         if (mmio.isWrite()) {
             int length = instructions.memoryWriteBefore(rip, mmio);
-            vcpu.set(Register.RIP, rip - length);
+            vcpu.presentRip(rip - length);
             rip -= length;
         }
         set(VMCS_GUEST_PHYSICAL_ADDRESS, gpa);
@@ -660,10 +660,10 @@ final class Vmx {
         if ((controls & CPU_BASED_IRQ_WND) != 0 && run.get(JAVA_BYTE, RunStructure.READY_FOR_INTERRUPT) != 0) {
             // VT-x would have left at the open window, before the HLT: KVM noticed it only at the
             // HLT. HLT has no effect until it completes, so report the window at the HLT.
-            vcpu.set(Register.RIP, vcpu.get(Register.RIP) - 1);
+            vcpu.presentRip(vcpu.get(Register.RIP) - 1);
             reportExit(VMX_REASON_IRQ_WND, 0, 0);
         } else if ((controls & CPU_BASED_HLT) != 0) {
-            vcpu.set(Register.RIP, vcpu.get(Register.RIP) - 1);   // KVM reports HLT (1 byte) after it
+            vcpu.presentRip(vcpu.get(Register.RIP) - 1);   // KVM reports HLT (1 byte) after it
             reportExit(VMX_REASON_HLT, 0, 1);
         } else {
             activityState = 1;
