@@ -10,7 +10,7 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-bash "$here/tools/assemble-kernels.sh" "$here/src/test/kernels" "$work"
+bash "$here/tools/assemble-guests.sh" --kernels "$here/src/test/kernels" "$work"
 kernel=$work/hello.elf
 "$here/jhv" info >/dev/null   # builds the jar if needed, outside the timed runs
 

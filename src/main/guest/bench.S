@@ -3,6 +3,7 @@
 # host sets the registers (long mode through CR0/CR3/CR4/EFER, the GDT, TR and segments).
         .code16
         .text
+        .include "long-mode.inc"
         .equ    MMIO, 0x10000000         # no memory there: every store exits
         .equ    PML4, 0x3000
         .equ    PDPT, 0x4000
@@ -40,18 +41,7 @@ touch_loop:
 2:      jmp     2b
 
         .balign 8
-gdt:
-        .quad   0
-        .quad   0x00af9b000000ffff      # 0x08 ring-0 code, 64-bit
-        .quad   0x00cf93000000ffff      # 0x10 ring-0 data
-        .quad   0x00cffb000000ffff      # 0x18 ring-3 code, 32-bit
-        .quad   0x00cff3000000ffff      # 0x20 ring-3 data
-        .quad   0x00affb000000ffff      # 0x28 ring-3 code, 64-bit
-        .word   tss_end - tss - 1       # 0x30 TSS
-        .word   tss - image_base
-        .byte   0, 0x89, 0, 0
-        .long   0, 0
-gdt_end:
+        GUEST_GDT
 
 tss:
         .long   0
@@ -61,14 +51,5 @@ tss:
         .word   0, tss_end - tss
 tss_end:
 
-        .org PML4
-        .quad   PDPT + 7
-        .org PDPT
-        .quad   PD + 7
-        .org PD
-        .set    page, 0
-        .rept   512
-        .quad   (page << 21) + 0x87
-        .set    page, page + 1
-        .endr
+        IDENTITY_PAGE_TABLES PML4, PDPT, PD
         .org 0x8000

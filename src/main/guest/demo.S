@@ -8,6 +8,7 @@
 # and stops with INT3, whose ring-0 handler halts.
         .code16
         .text
+        .include "long-mode.inc"
         .equ    COM1, 0x3f8
 
 # Prints the NUL-terminated text at (E/R)SI to COM1; the same bytes serve 16-bit and 64-bit code.
@@ -156,18 +157,7 @@ halted:   .asciz "jhv demo: halted\r\n"
 ticked:   .byte 0
 
         .balign 8
-gdt:
-        .quad   0
-        .quad   0x00af9b000000ffff      # 0x08 ring-0 code, 64-bit
-        .quad   0x00cf93000000ffff      # 0x10 ring-0 data
-        .quad   0x00cffb000000ffff      # 0x18 ring-3 code, 32-bit (SYSRET base)
-        .quad   0x00cff3000000ffff      # 0x20 ring-3 data
-        .quad   0x00affb000000ffff      # 0x28 ring-3 code, 64-bit
-        .word   tss_end - tss - 1       # 0x30 TSS
-        .word   tss - image_base
-        .byte   0, 0x89, 0, 0
-        .long   0, 0
-gdt_end:
+        GUEST_GDT
 gdt_pointer:
         .word   gdt_end - gdt - 1
         .quad   gdt - image_base
@@ -207,16 +197,7 @@ io_bitmap:
         .byte   0xff
 tss_end:
 
-        .org PML4
-        .quad   PDPT + 7
-        .org PDPT
-        .quad   PD + 7
-        .org PD
-        .set    page, 0
-        .rept   512
-        .quad   (page << 21) + 0x87
-        .set    page, page + 1
-        .endr
+        IDENTITY_PAGE_TABLES PML4, PDPT, PD
 
         .org 0x5000
 reset_page:                             # also mapped at 0xfffff000

@@ -7,6 +7,7 @@
 # address with no memory behind it, since HLT is privileged.
         .code64
         .text
+        .include "long-mode.inc"
         .equ    MMIO_BASE, 0x10000000
         .equ    IDT_ADDR, 0x3000
         .equ    PML4_ADDR, 0x7000
@@ -19,18 +20,7 @@ image_base:
 
 # ---------------------------------------------------------------- GDT
         .org 0x1000
-gdt:
-        .quad   0
-        .quad   0x00af9b000000ffff      # 0x08 ring-0 code, 64-bit
-        .quad   0x00cf93000000ffff      # 0x10 ring-0 data
-        .quad   0x00cffb000000ffff      # 0x18 ring-3 code, 32-bit (unused)
-        .quad   0x00cff3000000ffff      # 0x20 ring-3 data
-        .quad   0x00affb000000ffff      # 0x28 ring-3 code, 64-bit
-        .word   tss_end - tss - 1       # 0x30 64-bit TSS at tss
-        .word   tss - image_base
-        .byte   0, 0x89, 0, 0
-        .long   0, 0
-gdt_end:
+        GUEST_GDT
 
 # ---------------------------------------------------------------- interrupts
 # Every vector reports itself with OUT 0x80 (vector) and OUT 0x84 (error code, 0 if none).
@@ -90,16 +80,7 @@ io_bitmap:
 tss_end:
 
 # ---------------------------------------------------------------- page tables
-        .org PML4_ADDR
-        .quad   PDPT_ADDR + 7
-        .org PDPT_ADDR
-        .quad   PD_ADDR + 7
-        .org PD_ADDR
-        .set    page, 0
-        .rept   512
-        .quad   (page << 21) + 0x87     # 2 MiB, present, writable, user
-        .set    page, page + 1
-        .endr
+        IDENTITY_PAGE_TABLES PML4_ADDR, PDPT_ADDR, PD_ADDR
 
 # ---------------------------------------------------------------- ring-0 entry points
         .org 0x10000

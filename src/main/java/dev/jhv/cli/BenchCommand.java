@@ -1,7 +1,6 @@
 package dev.jhv.cli;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -56,10 +55,9 @@ final class BenchCommand implements Callable<Integer> {
             System.err.println("jhv bench: " + support.reason());
             return 2;
         }
-        byte[] image = resource("bench.bin");
-        Map<String, Long> symbols = symbols(new String(resource("bench.sym"), StandardCharsets.US_ASCII));
-        Benchmarks java = new Benchmarks(image, symbols);
-        NativeReference c = NativeReference.prepare(image, symbols, nativeSource);
+        GuestImage guest = GuestImage.builtIn("bench");
+        Benchmarks java = new Benchmarks(guest.image(), guest.symbols());
+        NativeReference c = NativeReference.prepare(guest.image(), guest.symbols(), nativeSource);
         System.out.println("jhv bench: " + support.reason() + ", " + cpuModel() + ", Java " + Runtime.version() + ", " + rounds
                 + " rounds per side" + (c == null ? "; no C reference (gcc or the source missing)" : ""));
 
@@ -175,25 +173,6 @@ final class BenchCommand implements Callable<Integer> {
             // no cpuinfo: say so below
         }
         return "unknown CPU";
-    }
-
-    private static byte[] resource(String name) {
-        try (InputStream in = BenchCommand.class.getResourceAsStream("/dev/jhv/guests/" + name)) {
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    private static Map<String, Long> symbols(String table) {
-        Map<String, Long> symbols = new HashMap<>();
-        for (String line : table.split("\n")) {
-            String[] parts = line.trim().split(" ");
-            if (parts.length == 2) {
-                symbols.put(parts[1], Long.parseUnsignedLong(parts[0], 16));
-            }
-        }
-        return symbols;
     }
 
     /** The C program, built with gcc on first use. */

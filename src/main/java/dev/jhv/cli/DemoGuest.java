@@ -1,9 +1,6 @@
 package dev.jhv.cli;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -79,7 +76,7 @@ final class DemoGuest {
     }
 
     Report run() {
-        byte[] image = resource("demo.bin");
+        byte[] image = GuestImage.builtIn("demo").image();
         Map<String, Integer> exits = new TreeMap<>();
         List<Long> reports = new ArrayList<>();
         long start = System.nanoTime();
@@ -128,16 +125,5 @@ final class DemoGuest {
             case VmExit.InterruptWindow window -> "interrupt window";
             default -> exit.getClass().getSimpleName();
         };
-    }
-
-    private static byte[] resource(String name) {
-        try (InputStream in = DemoGuest.class.getResourceAsStream("/dev/jhv/guests/" + name)) {
-            if (in == null) {
-                throw new IllegalStateException("the built-in guest " + name + " is missing from the jar");
-            }
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 }

@@ -1,14 +1,10 @@
 package dev.jhv.hv;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
-import java.util.HashMap;
-import java.util.Map;
+
+import dev.jhv.cli.GuestImage;
 
 import static dev.jhv.hv.Hv.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,18 +18,12 @@ final class HvSession implements AutoCloseable {
 
     final Arena arena = Arena.ofShared();
     final MemorySegment ram = arena.allocate(RAM_BYTES, 4096);
-    final Map<String, Long> symbols = new HashMap<>();
+    final GuestImage guest;
     final int vcpu;
 
-    HvSession(String guest) {
-        byte[] image = resource(guest + ".bin");
-        MemorySegment.copy(image, 0, ram, ValueLayout.JAVA_BYTE, 0, image.length);
-        for (String line : new String(resource(guest + ".sym"), StandardCharsets.US_ASCII).split("\n")) {
-            String[] parts = line.trim().split(" ");
-            if (parts.length == 2) {
-                symbols.put(parts[1], Long.parseUnsignedLong(parts[0], 16));
-            }
-        }
+    HvSession(String name) {
+        guest = GuestImage.resource("/dev/jhv/testguests", name);
+        MemorySegment.copy(guest.image(), 0, ram, ValueLayout.JAVA_BYTE, 0, guest.image().length);
         ok(hv_vm_create(HV_VM_DEFAULT));
         ok(hv_vm_map(ram, 0, RAM_BYTES, HV_MEMORY_READ | HV_MEMORY_WRITE | HV_MEMORY_EXEC));
         int[] id = new int[1];
@@ -41,20 +31,12 @@ final class HvSession implements AutoCloseable {
         vcpu = id[0];
     }
 
-    private static byte[] resource(String name) {
-        try (InputStream in = HvSession.class.getResourceAsStream("/dev/jhv/testguests/" + name)) {
-            return in.readAllBytes();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
     static void ok(int result) {
         assertEquals(HV_SUCCESS, result, () -> "hv_return_t 0x" + Integer.toHexString(result));
     }
 
     long symbol(String name) {
-        return symbols.get(name);
+        return guest.symbol(name);
     }
 
     long vmcs(int field) {
