@@ -7,11 +7,16 @@
  * TEST is out16 (OUT exits, real mode), mmio3 (MMIO exits, long-mode ring 3), create (VM, 2 MiB of
  * memory and a vCPU set up as a careful VMM does, with the CPUID table, the power-on FP state, the
  * run-time signal mask and the MSR-exit capabilities, up to the first exit), map1g (make a 1 GiB slot,
- * make it read-only, writable again, remove it: "map_ns", "protect_ns", "unmap_ns"), or compute (COUNT iterations of dec/jnz in ring 3,
+ * make it read-only, writable again, remove it: "map_ns", "protect_ns", "unmap_ns"), kick (another
+ * thread signals the vCPU thread running ring-3 code, COUNT times: the median time from the signal to
+ * KVM_RUN returning), hello (what `jhv run --mode REAL` does for bench.S's hello16: boot it, print
+ * its line, exit with its status; run it as a process to time a cold start), or compute (COUNT iterations of dec/jnz in ring 3,
  * and the same loop on the host). Prints "ns_per_op VALUE", and for compute "host_ns_per_op VALUE".
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -30,7 +35,7 @@ static unsigned char image[RAM];
 static size_t image_size;
 static uint64_t symbols[16];
 static const char *symbol_names[] = {"out_loop16", "mmio_loop", "count_loop", "PML4", "gdt", "gdt_end", "tss",
-                                     "tss_end", "USER_STACK_TOP", NULL};
+                                     "tss_end", "USER_STACK_TOP", "hello16", NULL};
 
 static uint64_t sym(const char *name) {
     for (int i = 0; symbol_names[i]; i++)
@@ -95,6 +100,24 @@ static void careful_setup(int kvm, struct machine *m) {
     struct { struct kvm_signal_mask mask; uint64_t set; } mask = {.mask = {.len = 8}, .set = 0};
     CHECK(ioctl(m->vcpu, KVM_SET_SIGNAL_MASK, &mask));
     m->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+}
+
+static volatile uint64_t kick_sent;
+static pthread_t vcpu_thread;
+
+static void *kicker(void *count) {
+    for (long i = 0; i < (long)count; i++) {
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+        kick_sent = now_ns();
+        pthread_kill(vcpu_thread, SIGRTMIN + 3);
+    }
+    return NULL;
+}
+
+static int compare(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 static void machine_destroy(struct machine *m) {
@@ -214,6 +237,39 @@ int main(int argc, char **argv) {
         uint64_t start = now_ns();
         for (long i = 0; i < count; i++) run_expect(&m, KVM_EXIT_MMIO);
         printf("ns_per_op %.1f\n", (double)(now_ns() - start) / count);
+    } else if (!strcmp(test, "kick")) {
+        /* As jhv kicks: the signal blocked in the vCPU thread, unblocked only inside KVM_RUN. */
+        sigset_t block;
+        sigemptyset(&block);
+        sigaddset(&block, SIGRTMIN + 3);
+        pthread_sigmask(SIG_BLOCK, &block, NULL);
+        ring3(&m, sym("count_loop"));
+        struct kvm_regs r;
+        CHECK(ioctl(m.vcpu, KVM_GET_REGS, &r));
+        r.rcx = ~0ul >> 1;
+        CHECK(ioctl(m.vcpu, KVM_SET_REGS, &r));
+        vcpu_thread = pthread_self();
+        uint64_t *latency = calloc(count, sizeof *latency);
+        pthread_t other;
+        pthread_create(&other, NULL, kicker, (void *)count);
+        struct timespec zero = {0, 0};
+        for (long i = 0; i < count; i++) {
+            if (ioctl(m.vcpu, KVM_RUN, 0) >= 0 || errno != EINTR) { fprintf(stderr, "expected EINTR\n"); return 1; }
+            latency[i] = now_ns() - kick_sent;
+            sigtimedwait(&block, NULL, &zero);
+        }
+        pthread_join(other, NULL);
+        qsort(latency, count, sizeof *latency, compare);
+        printf("ns_per_op %.1f\n", (double)latency[count / 2]);
+    } else if (!strcmp(test, "hello")) {
+        real_mode(&m, sym("hello16"));
+        for (;;) {
+            CHECK(ioctl(m.vcpu, KVM_RUN, 0));
+            if (m.run->exit_reason != KVM_EXIT_IO) { fprintf(stderr, "exit %u\n", m.run->exit_reason); return 1; }
+            uint8_t value = *((uint8_t *)m.run + m.run->io.data_offset);
+            if (m.run->io.port == 0xf4) return (value << 1) | 1;
+            if (m.run->io.port == 0x3f8) putchar(value);
+        }
     } else if (!strcmp(test, "compute")) {
         ring3(&m, sym("count_loop"));
         struct kvm_regs r;

@@ -18,6 +18,21 @@ out_loop16:
         out     %al, $0x10
         jmp     out_loop16
 
+# Real mode: print one line on COM1 and leave through isa-debug-exit; the cold-start benchmark.
+hello16:
+        mov     $hello_text, %si
+        mov     $0x3f8, %dx
+1:      lodsb
+        test    %al, %al
+        jz      2f
+        out     %al, %dx
+        jmp     1b
+2:      xor     %al, %al
+        out     %al, $0xf4
+        hlt
+hello_text:
+        .asciz  "hello\n"
+
         .code64
 # Long mode, ring 3 (native wherever KVM can run guest user code): one MMIO store per iteration.
 mmio_loop:

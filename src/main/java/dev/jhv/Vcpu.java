@@ -399,7 +399,9 @@ public final class Vcpu implements AutoCloseable {
         }
         kickRequested.set(true);
         KickSignal.send(ownerTid);
-        java.util.concurrent.locks.LockSupport.unpark(owner);
+        if (waitingHalted) {
+            java.util.concurrent.locks.LockSupport.unpark(owner);
+        }
     }
 
     /**
@@ -408,6 +410,7 @@ public final class Vcpu implements AutoCloseable {
      */
     boolean awaitInterrupt(long deadline) {
         long start = System.nanoTime();
+        waitingHalted = true;
         try {
             while (!kickRequested.get()) {
                 long left = deadline - System.nanoTime();
@@ -420,9 +423,13 @@ public final class Vcpu implements AutoCloseable {
             KickSignal.consumePending();
             return true;
         } finally {
+            waitingHalted = false;
             idleNanos += System.nanoTime() - start;
         }
     }
+
+    /** True while the owner waits in {@link #awaitInterrupt}, where a kick must unpark it. */
+    private volatile boolean waitingHalted;
 
     MemorySegment runStructure() {
         return run;

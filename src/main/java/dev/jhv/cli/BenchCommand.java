@@ -85,7 +85,16 @@ final class BenchCommand implements Callable<Integer> {
         rows.add(pair("first guest write per 4 KiB page, transparent huge pages", "ns", 1, () -> java.firstTouch(true),
                 null));
         rows.add(pair("VMCS read (exit reason), hv_* facade", "ns", 1, () -> java.vmcsReads(5_000_000), null));
-        rows.add(pair("kick: interrupt() to run() returning, ring 3", "µs", 1e-3, () -> java.kicks(100), null));
+        rows.add(pair("kick: interrupt() to run() returning, ring 3", "µs", 1e-3, () -> java.kicks(200),
+                c == null ? null : () -> c.run("kick", 200)));
+        if (c != null) {
+            List<String> jhvRun = List.of(ProcessHandle.current().info().command().orElse("java"),
+                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                    "run", c.image().toString(), "--mode", "REAL", "--load", "0", "--entry",
+                    "0x" + Long.toHexString(guest.symbol("hello16")), "--mem", "2M");
+            rows.add(pair("cold start: process to a tiny guest's exit (jhv run vs C)", "ms", 1e-6,
+                    () -> Benchmarks.coldStart(jhvRun), () -> c.coldStart()));
+        }
 
         print(rows);
         write(rows, support);
@@ -178,7 +187,7 @@ final class BenchCommand implements Callable<Integer> {
     /** The C program, built with gcc on first use. */
     record NativeReference(Path binary, Path image, List<String> symbolArguments) {
         private static final String[] SYMBOLS = {"out_loop16", "mmio_loop", "count_loop", "PML4", "gdt", "gdt_end",
-            "tss", "tss_end", "USER_STACK_TOP"};
+            "tss", "tss_end", "USER_STACK_TOP", "hello16"};
 
         static NativeReference prepare(byte[] image, Map<String, Long> symbols, Path source) throws Exception {
             if (source == null) {
@@ -242,6 +251,13 @@ final class BenchCommand implements Callable<Integer> {
 
         Map<String, Double> values(String test, long count) {
             return execute(test, count);
+        }
+
+        /** The C program booting hello16 as a new process, to its exit: ns. */
+        double coldStart() {
+            List<String> command = new ArrayList<>(List.of(binary.toString(), image.toString(), "hello", "1"));
+            command.addAll(symbolArguments);
+            return Benchmarks.coldStart(command).nanos();
         }
 
         /** The same dec/jnz loop run on the host, ns per iteration. */

@@ -26,6 +26,7 @@ public final class KickSignal {
     private static final long SA_FLAGS_OFFSET = 8 + Libc.SIGSET_BYTES;
     private static final long TIMESPEC_BYTES = 16;
 
+    private static final int PROCESS = Libc.getpid();
     private static final MemorySegment ONLY_KICK;
     private static final MemorySegment ZERO_TIMEOUT;
 
@@ -67,7 +68,7 @@ public final class KickSignal {
 
     /** Sends a kick to thread {@code tid} of this process; false if that thread no longer exists. */
     public static boolean send(int tid) {
-        int result = Libc.tgkill(Libc.getpid(), tid, NUMBER);
+        int result = Libc.tgkill(PROCESS, tid, NUMBER);
         if (result == -Errno.ESRCH) {
             return false;
         }
