@@ -9,18 +9,7 @@
         .code16
         .text
         .include "long-mode.inc"
-        .equ    COM1, 0x3f8
-
-# Prints the NUL-terminated text at (E/R)SI to COM1; the same bytes serve 16-bit and 64-bit code.
-        .macro  PRINT_LOOP
-        mov     $COM1, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        out     %al, %dx
-        jmp     1b
-2:      ret
-        .endm
+        .include "serial.inc"
 
         .equ    PML4, 0x2000
         .equ    PDPT, 0x3000
@@ -58,7 +47,8 @@ boot16:
         ljmpl   $0x08, $boot64
 
 print16:
-        PRINT_LOOP
+        PRINT_COM1
+        ret
 
         .code64
 boot64:
@@ -81,7 +71,8 @@ boot64:
         sysretq
 
 print64:                                # any ring: the TSS bitmap lets ring 3 use COM1
-        PRINT_LOOP
+        PRINT_COM1
+        ret
 
 # ---------------------------------------------------------------- ring 3
 user_main:
@@ -193,7 +184,7 @@ tss:
         .quad   0
         .word   0, io_bitmap - tss
 io_bitmap:
-        .fill   (COM1 + 8) / 8, 1, 0    # ports 0 .. COM1+7 allowed from ring 3
+        .fill   (COM1_PORT + 8) / 8, 1, 0  # ports 0 .. COM1+7 allowed from ring 3
         .byte   0xff
 tss_end:
 

@@ -2,7 +2,7 @@
 # at guest-physical 0 and started at 0x1000 with all segments 0.
         .code16
         .text
-        .equ    COM1, 0x3f8
+        .include "serial.inc"
         .equ    EXIT_PORT, 0xf4
         .org 0x1000
 start:
@@ -30,13 +30,8 @@ wait:
         out     %al, $EXIT_PORT         # leave with the tick count as the status
 
 print:                                  # DS:SI, NUL-terminated, to COM1
-        mov     $COM1, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        out     %al, %dx
-        jmp     1b
-2:      ret
+        PRINT_COM1
+        ret
 
 timer:
         incb    ticks

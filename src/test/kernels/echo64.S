@@ -4,18 +4,14 @@
 # or, if the timer is stuck, with code 1.
         .code32
         .text
+        .include "serial.inc"
         .globl  _start
         .align  4
         .long   0x1badb002, 0, -0x1badb002
 _start:
         mov     $greeting, %esi
-        mov     $0x3f8, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        outb    %al, %dx
-        jmp     1b
-2:      mov     $0x3fd, %dx             # line status: wait for data ready
+        PRINT_COM1
+        mov     $0x3fd, %dx             # line status: wait for data ready
 3:      inb     %dx, %al
         test    $1, %al
         jz      3b

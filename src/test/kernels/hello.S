@@ -2,18 +2,14 @@
 # (status 1). 'bench/qemu-vs-jhv.sh' boots it with jhv and with QEMU.
         .code32
         .text
+        .include "serial.inc"
         .globl  _start
         .align  4
         .long   0x1badb002, 0, -0x1badb002
 _start:
         mov     $message, %esi
-        mov     $0x3f8, %dx
-1:      lodsb
-        test    %al, %al
-        jz      2f
-        outb    %al, %dx
-        jmp     1b
-2:      xor     %al, %al
+        PRINT_COM1
+        xor     %al, %al
         out     %al, $0xf4
         hlt
 message:
