@@ -99,6 +99,13 @@ final class GuestInstructions {
         return port == null ? PortInstruction.UNKNOWN : port;
     }
 
+    /** The length of the instruction at {@code rip}, or 0 when it cannot be read or decoded. */
+    int lengthAt(long rip) {
+        int fetched = fetchFrom(codeAddress(rip));
+        Instruction instruction = InstructionDecoder.decode(window, 0, fetched, mode());
+        return instruction == null ? 0 : instruction.length();
+    }
+
     /** The I/O instruction that ends at {@code rip} (OUT exits: KVM has executed it). */
     PortInstruction portInstructionBefore(long rip, VmExit.PortIo io) {
         Mode mode = mode();

@@ -639,6 +639,11 @@ final class Vmx {
             int length = instructions.memoryWriteBefore(rip, mmio);
             vcpu.presentRip(rip - length);
             rip -= length;
+        } else {
+            // KVM finishes the load at the next entry. If the client moves RIP past it (having
+            // emulated it), KVM's finishing agrees and needs no extra round (see Vcpu).
+            int length = instructions.lengthAt(rip);
+            vcpu.completionNextRip = length > 0 ? rip + length : -1;
         }
         set(VMCS_GUEST_PHYSICAL_ADDRESS, gpa);
         if (apicAccessPage >= 0 && gpa - apicAccessPage >= 0 && gpa - apicAccessPage < 4096) {

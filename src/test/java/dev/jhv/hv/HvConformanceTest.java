@@ -316,6 +316,15 @@ class HvConformanceTest {
             assertEquals(VMX_REASON_EPT_VIOLATION, s.run());
             assertEquals(data + 8, s.vmcs(VMCS_GUEST_PHYSICAL_ADDRESS));
             assertEquals(1, s.vmcs(VMCS_RO_EXIT_QUALIFIC) & 7);
+            // The client emulates "mov (%rdi), %rax" (48 8b 07) and moves past it.
+            long loadAt = s.reg(HV_X86_RIP);
+            assertEquals(s.symbol("u_load"), loadAt);
+            s.reg(HV_X86_RAX, 0x5eed);
+            s.reg(HV_X86_RIP, loadAt + 3);
+            assertEquals(VMX_REASON_EPT_VIOLATION, s.run());
+            assertEquals(s.symbol("MMIO_BASE"), s.vmcs(VMCS_GUEST_PHYSICAL_ADDRESS), "the report store");
+            assertEquals(loadAt + 3, s.reg(HV_X86_RIP));
+            assertEquals(0x5eed, s.reg(HV_X86_RAX), "the guest carries on with the client's value");
         }
     }
 
