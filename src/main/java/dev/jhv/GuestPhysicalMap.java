@@ -62,7 +62,7 @@ final class GuestPhysicalMap {
                     + range(before.getKey(), before.getValue().size()) + "; unmap it first");
         }
         MemorySegment[] newKeepAlive = owner == null ? keepAliveWith(host) : keepAlive;
-        requireFreeSlots(protection == Protection.NONE ? 0 : 1);
+        requireFreeSlots(protection.equals(Protection.NONE) ? 0 : 1);
         if (owner != null && !owner.retain()) {
             throw HvException.badArgument("guest memory is closed");
         }
@@ -204,7 +204,7 @@ final class GuestPhysicalMap {
 
     private void add(Region region) {
         int slot = -1;
-        if (region.protection() != Protection.NONE) {
+        if (!region.protection().equals(Protection.NONE)) {
             slot = usedSlots.nextClearBit(0);
             int flags = region.protection().write() ? 0 : KvmCaps.MEM_READONLY;
             int result = kvm.setUserMemoryRegion(slot, flags, region.gpa(), region.size(), region.host().address());

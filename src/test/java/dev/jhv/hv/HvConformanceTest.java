@@ -329,6 +329,26 @@ class HvConformanceTest {
     }
 
     @Test
+    void c16ARestartedLoadReadsTheMemoryMappedSinceTheExit() {
+        try (HvSession s = new HvSession("long")) {
+            LongModeVmcs.ring3(s, "u_load");
+            long data = s.symbol("data");
+            ok(hv_vm_protect(data, 4096, 0));   // no access
+            s.reg(HV_X86_RDI, data);
+            s.reg(HV_X86_RAX, 0x77);
+            assertEquals(VMX_REASON_EPT_VIOLATION, s.run());
+            assertEquals(data, s.vmcs(VMCS_GUEST_PHYSICAL_ADDRESS));
+            assertEquals(s.symbol("u_load"), s.reg(HV_X86_RIP), "RIP at the load");
+            // Like a dirty-tracking or lazily mapping client: give the page back, run the load again.
+            ok(hv_vm_protect(data, 4096, HV_MEMORY_READ | HV_MEMORY_WRITE | HV_MEMORY_EXEC));
+            assertEquals(0x77, s.reg(HV_X86_RAX), "KVM's unfinished load left no trace");
+            assertEquals(VMX_REASON_EPT_VIOLATION, s.run());
+            assertEquals(s.symbol("MMIO_BASE"), s.vmcs(VMCS_GUEST_PHYSICAL_ADDRESS), "the report store");
+            assertEquals(0x1111111111111111L, s.reg(HV_X86_RAX), "the guest read the memory");
+        }
+    }
+
+    @Test
     void c33c47MsrsExitUnlessNative() {
         try (HvSession s = new HvSession("hvreal")) {
             s.realMode(s.symbol("msr_test"));
