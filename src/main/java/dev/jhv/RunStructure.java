@@ -43,6 +43,10 @@ final class RunStructure {
         return SREGS + offset(KVM_SREGS, field);
     }
 
+    static long events(String field) {
+        return EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, field);
+    }
+
     static long segmentField(String field) {
         return offset(KVM_SEGMENT, field);
     }

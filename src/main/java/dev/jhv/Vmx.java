@@ -7,11 +7,9 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 import dev.jhv.internal.kvm.KvmCaps;
-import dev.jhv.internal.kvm.KvmStructs;
 import dev.jhv.vmx.VmcsEncoding;
 import dev.jhv.vmx.VmxCapabilities;
 
-import static dev.jhv.internal.kvm.KvmStructs.offset;
 import static dev.jhv.vmx.VmcsFields.*;
 import static dev.jhv.vmx.VmxControls.*;
 import static dev.jhv.vmx.VmxExitReasons.*;
@@ -44,19 +42,18 @@ final class Vmx {
     private static final int MSR_DEBUGCTL = 0x1d9;
     private static final int MSR_PAT = 0x277;
 
-    private static final long EVENTS = RunStructure.EVENTS;
-    private static final long EXCEPTION_INJECTED = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "exception.injected");
-    private static final long EXCEPTION_NR = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "exception.nr");
-    private static final long EXCEPTION_HAS_ERROR = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "exception.has_error_code");
-    private static final long EXCEPTION_PENDING = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "exception.pending");
-    private static final long EXCEPTION_ERROR = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "exception.error_code");
-    private static final long INTERRUPT_INJECTED = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "interrupt.injected");
-    private static final long INTERRUPT_NR = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "interrupt.nr");
-    private static final long INTERRUPT_SOFT = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "interrupt.soft");
-    private static final long INTERRUPT_SHADOW = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "interrupt.shadow");
-    private static final long NMI_INJECTED = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "nmi.injected");
-    private static final long NMI_MASKED = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "nmi.masked");
-    private static final long EVENTS_FLAGS = EVENTS + offset(KvmStructs.KVM_VCPU_EVENTS, "flags");
+    private static final long EXCEPTION_INJECTED = RunStructure.events("exception.injected");
+    private static final long EXCEPTION_NR = RunStructure.events("exception.nr");
+    private static final long EXCEPTION_HAS_ERROR = RunStructure.events("exception.has_error_code");
+    private static final long EXCEPTION_PENDING = RunStructure.events("exception.pending");
+    private static final long EXCEPTION_ERROR = RunStructure.events("exception.error_code");
+    private static final long INTERRUPT_INJECTED = RunStructure.events("interrupt.injected");
+    private static final long INTERRUPT_NR = RunStructure.events("interrupt.nr");
+    private static final long INTERRUPT_SOFT = RunStructure.events("interrupt.soft");
+    private static final long INTERRUPT_SHADOW = RunStructure.events("interrupt.shadow");
+    private static final long NMI_INJECTED = RunStructure.events("nmi.injected");
+    private static final long NMI_MASKED = RunStructure.events("nmi.masked");
+    private static final long EVENTS_FLAGS = RunStructure.events("flags");
     /** KVM's interrupt-shadow bits in {@code interrupt.shadow}. */
     private static final int KVM_SHADOW_MOV_SS = 1;
     private static final int KVM_SHADOW_STI = 2;
