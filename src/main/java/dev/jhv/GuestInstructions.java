@@ -1,5 +1,9 @@
 package dev.jhv;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.ConcurrentHashMap;
+
 import dev.jhv.vmx.InstructionDecoder;
 import dev.jhv.vmx.InstructionDecoder.Instruction;
 import dev.jhv.vmx.InstructionDecoder.Mode;
@@ -19,8 +23,8 @@ final class GuestInstructions {
     record PortInstruction(int length, boolean string, boolean rep, boolean immediate, int addressSizeCode,
                            int segmentPrefix) {
         static final PortInstruction UNKNOWN = new PortInstruction(0, false, false, false, 0, 0);
-        private static final java.util.concurrent.ConcurrentHashMap<PortInstruction, PortInstruction> CANONICAL =
-                new java.util.concurrent.ConcurrentHashMap<>();
+        private static final ConcurrentHashMap<PortInstruction, PortInstruction> CANONICAL =
+                new ConcurrentHashMap<>();
         private static final PortInstruction[] SIMPLE = new PortInstruction[64];
 
         /**
@@ -93,17 +97,29 @@ final class GuestInstructions {
     /** The I/O instruction at {@code rip} (IN exits: KVM has not executed it yet). */
     PortInstruction portInstructionAt(long rip, VmExit.PortIo io) {
         Mode mode = mode();
-        int fetched = fetchFrom(codeAddress(rip));
-        Instruction instruction = InstructionDecoder.decode(window, 0, fetched, mode);
+        Instruction instruction = instructionAt(rip, mode);
         PortInstruction port = instruction == null ? null : matchPort(instruction, io, mode);
         return port == null ? PortInstruction.UNKNOWN : port;
     }
 
     /** The length of the instruction at {@code rip}, or 0 when it cannot be read or decoded. */
     int lengthAt(long rip) {
-        int fetched = fetchFrom(codeAddress(rip));
-        Instruction instruction = InstructionDecoder.decode(window, 0, fetched, mode());
+        Instruction instruction = instructionAt(rip, mode());
         return instruction == null ? 0 : instruction.length();
+    }
+
+    private Instruction instructionAt(long rip, Mode mode) {
+        int fetched = fetchFrom(codeAddress(rip));
+        return InstructionDecoder.decode(window, 0, fetched, mode);
+    }
+
+    /**
+     * The instruction made of exactly the last {@code length} bytes that {@link #fetchBefore}
+     * fetched, or null: one step of the backward search (see the class comment).
+     */
+    private Instruction endingAtFetchEnd(int length, Mode mode) {
+        Instruction instruction = InstructionDecoder.decode(window, MAX_LENGTH - length, length, mode);
+        return instruction != null && instruction.length() == length ? instruction : null;
     }
 
     /** The I/O instruction that ends at {@code rip} (OUT exits: KVM has executed it). */
@@ -111,8 +127,8 @@ final class GuestInstructions {
         Mode mode = mode();
         int fetched = fetchBefore(codeAddress(rip));
         for (int length = 1; length <= fetched; length++) {
-            Instruction instruction = InstructionDecoder.decode(window, MAX_LENGTH - length, length, mode);
-            if (instruction != null && instruction.length() == length) {
+            Instruction instruction = endingAtFetchEnd(length, mode);
+            if (instruction != null) {
                 PortInstruction port = matchPort(instruction, io, mode);
                 if (port != null) {
                     return port;
@@ -199,14 +215,14 @@ final class GuestInstructions {
     }
 
     /** Copies guest-linear memory into {@code into}; false if some byte is not readable. */
-    boolean readLinear(long linear, java.lang.foreign.MemorySegment into) {
+    boolean readLinear(long linear, MemorySegment into) {
         cachedPage = -1;
         for (long i = 0; i < into.byteSize(); i++) {
             int b = readByte(linear + i);
             if (b < 0) {
                 return false;
             }
-            into.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) b);
+            into.set(ValueLayout.JAVA_BYTE, i, (byte) b);
         }
         return true;
     }
@@ -219,8 +235,8 @@ final class GuestInstructions {
         Mode mode = mode();
         int fetched = fetchBefore(codeAddress(rip));
         for (int length = 1; length <= fetched; length++) {
-            Instruction instruction = InstructionDecoder.decode(window, MAX_LENGTH - length, length, mode);
-            if (instruction != null && instruction.length() == length && writesMemoryAt(instruction, rip, write, mode)) {
+            Instruction instruction = endingAtFetchEnd(length, mode);
+            if (instruction != null && writesMemoryAt(instruction, rip, write, mode)) {
                 return length;
             }
         }
@@ -382,11 +398,11 @@ final class GuestInstructions {
             cachedHost = region.host();
             cachedOffset = physical - region.gpa();
         }
-        return cachedHost.get(java.lang.foreign.ValueLayout.JAVA_BYTE, cachedOffset + (linear & 0xfff)) & 0xff;
+        return cachedHost.get(ValueLayout.JAVA_BYTE, cachedOffset + (linear & 0xfff)) & 0xff;
     }
 
     private long cachedPage = -1;
-    private java.lang.foreign.MemorySegment cachedHost;
+    private MemorySegment cachedHost;
     private long cachedOffset;
 
     /** Guest-physical address of a guest-linear one under the current paging mode, or -1. */
@@ -441,7 +457,7 @@ final class GuestInstructions {
             return 0;
         }
         long offset = physical - region.gpa();
-        return size == 8 ? region.host().get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, offset)
-                : Integer.toUnsignedLong(region.host().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, offset));
+        return size == 8 ? region.host().get(ValueLayout.JAVA_LONG_UNALIGNED, offset)
+                : Integer.toUnsignedLong(region.host().get(ValueLayout.JAVA_INT_UNALIGNED, offset));
     }
 }
